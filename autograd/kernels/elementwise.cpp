@@ -1,0 +1,120 @@
+// Dispatch and threading for elementwise.h: picks the instruction set once per kernel and splits
+// long arrays into fixed chunks. Below kParallelMin elements everything runs on the calling
+// thread: the example's tensors hold tens of values and a parallel region would cost more.
+#include "autograd/kernels/elementwise.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "autograd/kernels/arch.h"
+#include "autograd/kernels/elementwise_impl.hpp"
+
+namespace seqgrad::kernels {
+
+namespace {
+
+constexpr int64_t kChunk = 1 << 14;
+constexpr int64_t kParallelMin = 1 << 16;
+
+// Calls body(begin, end) over [0, n) in kChunk pieces, in parallel when n is large.
+template <class F>
+void chunked(int64_t n, F&& body) {
+  if (n < kParallelMin) {
+    body(int64_t(0), n);
+    return;
+  }
+  int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+template <class F>
+auto& dispatched() {
+  static auto f = xsimd::dispatch<arch_list>(F{});
+  return f;
+}
+
+}  // namespace
+
+template <class T>
+void binary(Binary op, T* y, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<binary_kernel>()(op, y + s, a + s * sa, sa, b + s * sb, sb, e - s); });
+}
+
+template <class T>
+void binary_acc(Binary op, T alpha, T* y, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) {
+    dispatched<binary_acc_kernel>()(op, alpha, y + s, a + s * sa, sa, b + s * sb, sb, e - s);
+  });
+}
+
+template <class T>
+void unary(Unary op, T* y, const T* x, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<unary_kernel>()(op, y + s, x + s, e - s); });
+}
+
+template <class T>
+void unary_bwd(Unary op, T* dx, const T* x, const T* y, const T* dy, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) {
+    dispatched<unary_bwd_kernel>()(op, dx + s, x ? x + s : nullptr, y ? y + s : nullptr, dy + s, e - s);
+  });
+}
+
+template <class T>
+void affine(T* y, const T* x, T scale, T shift, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<affine_kernel>()(y + s, x + s, scale, shift, e - s); });
+}
+
+template <class T>
+void pow_scalar(T* y, const T* x, T p, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<pow_kernel>()(y + s, x + s, p, e - s); });
+}
+
+template <class T>
+void pow_scalar_bwd(T* dx, const T* x, T p, const T* dy, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<pow_bwd_kernel>()(dx + s, x + s, p, dy + s, e - s); });
+}
+
+template <class T>
+void axpy(T* y, T alpha, const T* x, int64_t n) {
+  const T one = 1;
+  chunked(n, [&](int64_t s, int64_t e) {
+    dispatched<binary_acc_kernel>()(Binary::mul, alpha, y + s, x + s, int64_t(1), &one, int64_t(0), e - s);
+  });
+}
+
+template <class T>
+T sum(const T* x, int64_t n) {
+  if (n < kParallelMin) return dispatched<sum_kernel>()(x, n);
+  // Partials per fixed chunk, added in chunk order: the same bits for any thread count.
+  int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<T> partial(chunks);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    partial[c] = dispatched<sum_kernel>()(x + c * kChunk, std::min(n, (c + 1) * kChunk) - c * kChunk);
+  T s = 0;
+  for (T p : partial) s += p;
+  return s;
+}
+
+template <class T>
+void fill(T* y, T value, int64_t n) {
+  std::fill(y, y + n, value);
+}
+
+#define SEQGRAD_DEFINE(T)                                                                     \
+  template void binary<T>(Binary, T*, const T*, int64_t, const T*, int64_t, int64_t);         \
+  template void binary_acc<T>(Binary, T, T*, const T*, int64_t, const T*, int64_t, int64_t);  \
+  template void unary<T>(Unary, T*, const T*, int64_t);                                       \
+  template void unary_bwd<T>(Unary, T*, const T*, const T*, const T*, int64_t);               \
+  template void affine<T>(T*, const T*, T, T, int64_t);                                       \
+  template void pow_scalar<T>(T*, const T*, T, int64_t);                                      \
+  template void pow_scalar_bwd<T>(T*, const T*, T, const T*, int64_t);                        \
+  template void axpy<T>(T*, T, const T*, int64_t);                                            \
+  template T sum<T>(const T*, int64_t);                                                       \
+  template void fill<T>(T*, T, int64_t);
+SEQGRAD_DEFINE(float)
+SEQGRAD_DEFINE(double)
+#undef SEQGRAD_DEFINE
+
+}  // namespace seqgrad::kernels

@@ -1,0 +1,267 @@
+// The SIMD bodies of elementwise.h: one serial loop per functor, templated on the xsimd
+// architecture, main loop over full batches then a scalar tail. Included only by the per-ISA
+// translation units elementwise_{avx512,avx2,sse2}.cpp, which instantiate them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include <xsimd/xsimd.hpp>
+
+#include "autograd/kernels/elementwise.h"
+
+namespace seqgrad::kernels {
+
+struct binary_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, Binary op, T* y, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) const;
+};
+struct binary_acc_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, Binary op, T alpha, T* y, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) const;
+};
+struct unary_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, Unary op, T* y, const T* x, int64_t n) const;
+};
+struct unary_bwd_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, Unary op, T* dx, const T* x, const T* y, const T* dy, int64_t n) const;
+};
+struct affine_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* y, const T* x, T scale, T shift, int64_t n) const;
+};
+struct pow_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* y, const T* x, T p, int64_t n) const;
+};
+struct pow_bwd_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* dx, const T* x, T p, const T* dy, int64_t n) const;
+};
+struct sum_kernel {
+  template <class Arch, class T>
+  T operator()(Arch, const T* x, int64_t n) const;
+};
+
+#ifndef SEQGRAD_KERNEL_TU
+// Keep the dispatching translation unit from instantiating the bodies itself.
+#define SEQGRAD_EXTERN_ELEMENTWISE(Arch, T)                                                                        \
+  extern template void binary_kernel::operator()<Arch, T>(Arch, Binary, T*, const T*, int64_t, const T*, int64_t, \
+                                                          int64_t) const;                                         \
+  extern template void binary_acc_kernel::operator()<Arch, T>(Arch, Binary, T, T*, const T*, int64_t, const T*,   \
+                                                              int64_t, int64_t) const;                            \
+  extern template void unary_kernel::operator()<Arch, T>(Arch, Unary, T*, const T*, int64_t) const;              \
+  extern template void unary_bwd_kernel::operator()<Arch, T>(Arch, Unary, T*, const T*, const T*, const T*,       \
+                                                             int64_t) const;                                      \
+  extern template void affine_kernel::operator()<Arch, T>(Arch, T*, const T*, T, T, int64_t) const;              \
+  extern template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                    \
+  extern template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;      \
+  extern template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, float)
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, double)
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::fma3<xsimd::avx2>, float)
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::fma3<xsimd::avx2>, double)
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::sse2, float)
+SEQGRAD_EXTERN_ELEMENTWISE(xsimd::sse2, double)
+#undef SEQGRAD_EXTERN_ELEMENTWISE
+#else
+
+namespace detail {
+
+// Applies f to full batches, then to the scalar tail; f is generic over batch and scalar types.
+template <class Arch, class T, class F>
+inline void for_batches(int64_t n, F&& f) {
+  constexpr int64_t w = xsimd::batch<T, Arch>::size;
+  int64_t i = 0;
+  for (; i + w <= n; i += w) f(i, xsimd::batch<T, Arch>{});
+  for (; i < n; ++i) f(i, T{});
+}
+
+template <class B, class T>
+inline B load(const T* p, int64_t i, int64_t stride) {
+  if constexpr (std::is_same_v<B, T>) {
+    return p[i * stride];
+  } else {
+    return stride ? B::load_unaligned(p + i) : B(*p);
+  }
+}
+template <class B, class T>
+inline void store(T* p, int64_t i, const B& v) {
+  if constexpr (std::is_same_v<B, T>) {
+    p[i] = v;
+  } else {
+    v.store_unaligned(p + i);
+  }
+}
+
+template <class V>
+inline V sigmoid(const V& x) {
+  using std::exp;
+  using xsimd::exp;
+  return V(1) / (V(1) + exp(-x));
+}
+template <class V>
+inline V relu(const V& x) {
+  using std::max;
+  using xsimd::max;
+  return max(x, V(0));
+}
+
+template <class V>
+inline V apply(Binary op, const V& a, const V& b) {
+  switch (op) {
+    case Binary::add: return a + b;
+    case Binary::sub: return a - b;
+    case Binary::mul: return a * b;
+    case Binary::div: return a / b;
+  }
+  return a;
+}
+
+template <class V>
+inline V apply(Unary op, const V& x) {
+  using std::exp, std::log, std::tanh;
+  using xsimd::exp, xsimd::log, xsimd::tanh;
+  switch (op) {
+    case Unary::exp: return exp(x);
+    case Unary::log: return log(x);
+    case Unary::tanh: return tanh(x);
+    case Unary::sigmoid: return sigmoid(x);
+    case Unary::relu: return relu(x);
+  }
+  return x;
+}
+
+template <class V>
+inline V derivative(Unary op, const V& x, const V& y) {
+  switch (op) {
+    case Unary::exp: return y;
+    case Unary::log: return V(1) / x;
+    case Unary::tanh: return V(1) - y * y;
+    case Unary::sigmoid: return y * (V(1) - y);
+    case Unary::relu: {
+      if constexpr (std::is_arithmetic_v<V>) {
+        return x > V(0) ? V(1) : V(0);
+      } else {
+        return xsimd::select(x > V(0), V(1), V(0));
+      }
+    }
+  }
+  return x;
+}
+
+}  // namespace detail
+
+template <class Arch, class T>
+void binary_kernel::operator()(Arch, Binary op, T* y, const T* a, int64_t sa, const T* b, int64_t sb,
+                               int64_t n) const {
+  // The switch sits outside the loop so each loop body is a single vector instruction stream.
+  auto run = [&](auto opc) {
+    detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+      using V = decltype(v);
+      detail::store(y, i, detail::apply(opc, detail::load<V>(a, i, sa), detail::load<V>(b, i, sb)));
+    });
+  };
+  switch (op) {
+    case Binary::add: run(Binary::add); break;
+    case Binary::sub: run(Binary::sub); break;
+    case Binary::mul: run(Binary::mul); break;
+    case Binary::div: run(Binary::div); break;
+  }
+}
+
+template <class Arch, class T>
+void binary_acc_kernel::operator()(Arch, Binary op, T alpha, T* y, const T* a, int64_t sa, const T* b, int64_t sb,
+                                   int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    V r = detail::apply(op, detail::load<V>(a, i, sa), detail::load<V>(b, i, sb));
+    detail::store(y, i, detail::load<V>(y, i, 1) + V(alpha) * r);
+  });
+}
+
+template <class Arch, class T>
+void unary_kernel::operator()(Arch, Unary op, T* y, const T* x, int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    detail::store(y, i, detail::apply(op, detail::load<V>(x, i, 1)));
+  });
+}
+
+template <class Arch, class T>
+void unary_bwd_kernel::operator()(Arch, Unary op, T* dx, const T* x, const T* y, const T* dy, int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    // Ops whose derivative needs only y are given x == nullptr, and the reverse.
+    V xv = x ? detail::load<V>(x, i, 1) : V(0);
+    V yv = y ? detail::load<V>(y, i, 1) : V(0);
+    detail::store(dx, i, detail::load<V>(dx, i, 1) + detail::load<V>(dy, i, 1) * detail::derivative(op, xv, yv));
+  });
+}
+
+template <class Arch, class T>
+void affine_kernel::operator()(Arch, T* y, const T* x, T scale, T shift, int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    detail::store(y, i, detail::load<V>(x, i, 1) * V(scale) + V(shift));
+  });
+}
+
+template <class Arch, class T>
+void pow_kernel::operator()(Arch, T* y, const T* x, T p, int64_t n) const {
+  using std::pow;
+  using xsimd::pow;
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    detail::store(y, i, pow(detail::load<V>(x, i, 1), V(p)));
+  });
+}
+
+template <class Arch, class T>
+void pow_bwd_kernel::operator()(Arch, T* dx, const T* x, T p, const T* dy, int64_t n) const {
+  using std::pow;
+  using xsimd::pow;
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    V d = V(p) * pow(detail::load<V>(x, i, 1), V(p - 1));
+    detail::store(dx, i, detail::load<V>(dx, i, 1) + detail::load<V>(dy, i, 1) * d);
+  });
+}
+
+template <class Arch, class T>
+T sum_kernel::operator()(Arch, const T* x, int64_t n) const {
+  // Four independent accumulators hide the add latency; their order is fixed, so is the result.
+  using B = xsimd::batch<T, Arch>;
+  constexpr int64_t w = B::size;
+  B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+  int64_t i = 0;
+  for (; i + 4 * w <= n; i += 4 * w) {
+    acc0 += B::load_unaligned(x + i);
+    acc1 += B::load_unaligned(x + i + w);
+    acc2 += B::load_unaligned(x + i + 2 * w);
+    acc3 += B::load_unaligned(x + i + 3 * w);
+  }
+  for (; i + w <= n; i += w) acc0 += B::load_unaligned(x + i);
+  T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+#define SEQGRAD_INSTANTIATE_ELEMENTWISE(Arch, T)                                                                 \
+  template void binary_kernel::operator()<Arch, T>(Arch, Binary, T*, const T*, int64_t, const T*, int64_t,      \
+                                                   int64_t) const;                                              \
+  template void binary_acc_kernel::operator()<Arch, T>(Arch, Binary, T, T*, const T*, int64_t, const T*,        \
+                                                       int64_t, int64_t) const;                                 \
+  template void unary_kernel::operator()<Arch, T>(Arch, Unary, T*, const T*, int64_t) const;                    \
+  template void unary_bwd_kernel::operator()<Arch, T>(Arch, Unary, T*, const T*, const T*, const T*, int64_t)   \
+      const;                                                                                                    \
+  template void affine_kernel::operator()<Arch, T>(Arch, T*, const T*, T, T, int64_t) const;                    \
+  template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                          \
+  template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;            \
+  template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;
+
+#endif  // SEQGRAD_KERNEL_TU
+
+}  // namespace seqgrad::kernels

@@ -1,0 +1,962 @@
+// Every primitive op: its builder (checks, forward kernel, tape record) next to its backward.
+// Builders check arguments and throw; kernels never do. Backward functions accumulate (+=) into
+// the gradients of the inputs that need one.
+//
+// Dimension legend: R rows (all leading axes flattened), M/N/K matmul extents, B batch,
+// I input features, O output features; an axis op views its tensor as (outer, n, inner).
+#include "autograd/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "autograd/kernels/elementwise.h"
+#include "autograd/kernels/gemm.h"
+#include "autograd/tape.h"
+
+namespace seqgrad {
+
+namespace k = kernels;
+
+namespace {
+
+// Calls f(float{}) or f(double{}) by dtype: one body serves both precisions.
+template <class F>
+decltype(auto) by_dtype(DType d, F&& f) {
+  return d == DType::f32 ? f(float{}) : f(double{});
+}
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw());
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype())
+    throw std::invalid_argument(fmt::format("{}: dtype mismatch: {} {} and {} {}", op, a.shape(), a.dtype(), b.shape(),
+                                            b.dtype()));
+}
+
+void check_defined(const char* op, const Tensor& t, const char* what) {
+  if (!t.defined()) throw std::invalid_argument(fmt::format("{}: {} is an undefined tensor", op, what));
+}
+
+// True when the op must be recorded; rejects inputs whose tape was already freed.
+bool recording(const char* op, std::initializer_list<const Tensor*> ins) {
+  if (!grad_mode_enabled()) return false;
+  bool any = false;
+  int i = 0;
+  for (const Tensor* t : ins) {
+    if (t->defined() && t->requires_grad()) {
+      if (!t->is_leaf() && t->impl().epoch != Tape::current().epoch())
+        throw std::invalid_argument(fmt::format(
+            "{}: input {} was computed on a tape already freed by backward(); detach() it to carry it into a new step "
+            "(truncated BPTT), or recompute it",
+            op, i));
+      any = true;
+    }
+    ++i;
+  }
+  return any;
+}
+
+void record(Node&& n) {
+  for (int i = 0; i < 3; ++i) n.needs_grad[i] = n.in[i].defined() && n.in[i].requires_grad();
+  Tape::current().record(std::move(n));
+}
+
+// The gradient buffer of t, created as zeros on first use.
+Tensor grad_of(const Tensor& t) {
+  TensorImpl& impl = t.impl();
+  if (!impl.grad) impl.grad = zeros(t.shape(), t.dtype()).impl_ptr();
+  return Tensor(impl.grad);
+}
+
+// ---- broadcasting: collapse shapes into (outer rows) x (inner run) with per-operand strides.
+struct Broadcast {
+  int rank = 0;                   // collapsed rank; the last axis is the inner run
+  std::array<int64_t, Shape::kMaxRank> size{};
+  std::array<std::array<int64_t, Shape::kMaxRank>, 3> stride{};  // out, a, b (0: broadcast)
+
+  int64_t inner() const { return rank ? size[rank - 1] : 1; }
+  int64_t rows() const {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < rank; ++i) r *= size[i];
+    return r;
+  }
+  // Element offsets of row `row` in each operand.
+  std::array<int64_t, 3> offsets(int64_t row) const {
+    std::array<int64_t, 3> off{};
+    for (int i = rank - 2; i >= 0; --i) {
+      int64_t idx = row % size[i];
+      row /= size[i];
+      for (int o = 0; o < 3; ++o) off[o] += idx * stride[o][i];
+    }
+    return off;
+  }
+};
+
+Broadcast plan_broadcast(const Shape& out, const Shape& a, const Shape& b) {
+  int r = out.rank();
+  std::array<std::array<int64_t, Shape::kMaxRank>, 3> st{};
+  const Shape* shapes[3] = {&out, &a, &b};
+  for (int o = 0; o < 3; ++o) {
+    const Shape& s = *shapes[o];
+    int64_t run = 1;
+    for (int i = r - 1; i >= 0; --i) {
+      int j = i - (r - s.rank());
+      int64_t d = j >= 0 ? s[j] : 1;
+      st[o][i] = (d == 1 && out[i] != 1) ? 0 : run;
+      run *= d;
+    }
+  }
+  Broadcast p;
+  for (int i = 0; i < r; ++i) {
+    if (out[i] == 1) continue;
+    bool merge = p.rank > 0;
+    for (int o = 0; o < 3 && merge; ++o) merge = st[o][i] * out[i] == p.stride[o][p.rank - 1];
+    if (merge) {
+      p.size[p.rank - 1] *= out[i];
+      for (int o = 0; o < 3; ++o) p.stride[o][p.rank - 1] = st[o][i];
+    } else {
+      p.size[p.rank] = out[i];
+      for (int o = 0; o < 3; ++o) p.stride[o][p.rank] = st[o][i];
+      ++p.rank;
+    }
+  }
+  return p;
+}
+
+// dst (shape s) += src (shape full), summing over the axes where s was broadcast.
+template <class T>
+void reduce_acc(T* dst, const Shape& s, const T* src, const Shape& full) {
+  if (s == full) {
+    k::axpy(dst, T(1), src, full.numel());
+    return;
+  }
+  Broadcast p = plan_broadcast(full, s, s);
+  int64_t n = p.inner(), rows = p.rows(), inner_stride = p.rank ? p.stride[1][p.rank - 1] : 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    auto off = p.offsets(row);
+    if (inner_stride)
+      k::axpy(dst + off[1], T(1), src + off[0], n);
+    else
+      dst[off[1]] += k::sum(src + off[0], n);
+  }
+}
+
+void accumulate(const Tensor& t, const Tensor& contribution) {
+  by_dtype(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    reduce_acc(ptr<T>(grad_of(t)), t.shape(), ptr<T>(contribution), contribution.shape());
+  });
+}
+
+// Views t as (outer, n, inner) around `axis`.
+struct AxisView {
+  int64_t outer, n, inner;
+};
+// Product of all extents but the last: the rows of a (..., C) tensor.
+int64_t leading(const Shape& s) {
+  int64_t r = 1;
+  for (int i = 0; i + 1 < s.rank(); ++i) r *= s[i];
+  return r;
+}
+
+AxisView axis_view(const Shape& s, int axis) {
+  int64_t outer = 1;
+  for (int i = 0; i < axis; ++i) outer *= s[i];
+  return {outer, s[axis], s.stride(axis)};
+}
+
+}  // namespace
+
+namespace detail {
+void accumulate_grad(const Tensor& t, const Tensor& g) { accumulate(t, g); }
+}  // namespace detail
+
+// ================================================================ element-wise binary
+namespace {
+
+constexpr k::Binary binary_kind(Op op) {
+  switch (op) {
+    case Op::Sub: return k::Binary::sub;
+    case Op::Mul: return k::Binary::mul;
+    case Op::Div: return k::Binary::div;
+    default: return k::Binary::add;
+  }
+}
+
+Tensor binary_op(Op op, const Tensor& a, const Tensor& b) {
+  const char* name = op_name(op);
+  check_defined(name, a, "a");
+  check_defined(name, b, "b");
+  check_same_dtype(name, a, b);
+  Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor y = Tensor::empty(out_shape, a.dtype());
+  by_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Broadcast p = plan_broadcast(out_shape, a.shape(), b.shape());
+    int64_t n = p.inner(), rows = p.rows();
+    int64_t sa = p.rank ? p.stride[1][p.rank - 1] : 0, sb = p.rank ? p.stride[2][p.rank - 1] : 0;
+    if (p.rank == 0) sa = sb = 0;
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * n >= (1 << 16))
+    for (int64_t row = 0; row < rows; ++row) {
+      auto off = p.offsets(row);
+      k::binary(binary_kind(op), ptr<T>(y) + off[0], ptr<T>(a) + off[1], sa, ptr<T>(b) + off[2], sb, n);
+    }
+  });
+  if (recording(name, {&a, &b})) record({.op = op, .in = {a, b}, .out = y});
+  return y;
+}
+
+// grad(x) += alpha * (g op other) (other broadcast to g's shape), reduced to x's shape.
+void binary_grad(const Tensor& x, k::Binary op, double alpha, const Tensor& g, const Tensor& other) {
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (x.shape() == g.shape() && other.shape() == g.shape()) {
+      k::binary_acc(op, T(alpha), ptr<T>(grad_of(x)), ptr<T>(g), 1, ptr<T>(other), 1, g.numel());
+      return;
+    }
+    Tensor tmp = zeros(g.shape(), g.dtype());
+    Broadcast p = plan_broadcast(g.shape(), g.shape(), other.shape());
+    int64_t n = p.inner(), so = p.rank ? p.stride[2][p.rank - 1] : 0;
+    for (int64_t row = 0, rows = p.rows(); row < rows; ++row) {
+      auto off = p.offsets(row);
+      k::binary_acc(op, T(alpha), ptr<T>(tmp) + off[0], ptr<T>(g) + off[1], 1, ptr<T>(other) + off[2], so, n);
+    }
+    accumulate(x, tmp);
+  });
+}
+
+void Add_bwd(const Node& n) {
+  Tensor g = n.out.grad();
+  if (n.needs_grad[0]) accumulate(n.in[0], g);
+  if (n.needs_grad[1]) accumulate(n.in[1], g);
+}
+
+void Sub_bwd(const Node& n) {
+  Tensor g = n.out.grad();
+  if (n.needs_grad[0]) accumulate(n.in[0], g);
+  if (n.needs_grad[1]) accumulate(n.in[1], mul(g, -1.0));
+}
+
+void Mul_bwd(const Node& n) {
+  Tensor g = n.out.grad();
+  if (n.needs_grad[0]) binary_grad(n.in[0], k::Binary::mul, 1.0, g, n.in[1]);
+  if (n.needs_grad[1]) binary_grad(n.in[1], k::Binary::mul, 1.0, g, n.in[0]);
+}
+
+void Div_bwd(const Node& n) {
+  Tensor g = n.out.grad();
+  if (n.needs_grad[0]) binary_grad(n.in[0], k::Binary::div, 1.0, g, n.in[1]);
+  // d(a/b)/db = -(a/b)/b = -y/b
+  if (n.needs_grad[1]) binary_grad(n.in[1], k::Binary::div, -1.0, mul(g, n.out), n.in[1]);
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(Op::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(Op::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(Op::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(Op::Div, a, b); }
+
+// ================================================================ scalar operand
+namespace {
+
+Tensor affine_op(Op op, const Tensor& x, double scale, double shift, double attr) {
+  check_defined(op_name(op), x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::affine(ptr<T>(y), ptr<T>(x), T(scale), T(shift), x.numel());
+  });
+  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .attr = attr});
+  return y;
+}
+
+void AddScalar_bwd(const Node& n) { accumulate(n.in[0], n.out.grad()); }
+
+void MulScalar_bwd(const Node& n) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::axpy(ptr<T>(grad_of(n.in[0])), T(n.attr), ptr<T>(n.out.grad()), n.out.numel());
+  });
+}
+
+void PowScalar_bwd(const Node& n) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::pow_scalar_bwd(ptr<T>(grad_of(n.in[0])), ptr<T>(n.in[0]), T(n.attr), ptr<T>(n.out.grad()), n.out.numel());
+  });
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, double s) { return affine_op(Op::AddScalar, a, 1.0, s, s); }
+Tensor mul(const Tensor& a, double s) { return affine_op(Op::MulScalar, a, s, 0.0, s); }
+Tensor neg(const Tensor& a) { return mul(a, -1.0); }
+
+Tensor pow(const Tensor& x, double p) {
+  check_defined("pow", x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::pow_scalar(ptr<T>(y), ptr<T>(x), T(p), x.numel());
+  });
+  if (recording("pow", {&x})) record({.op = Op::PowScalar, .in = {x}, .out = y, .attr = p});
+  return y;
+}
+
+// ================================================================ unary
+namespace {
+
+Tensor unary_op(Op op, k::Unary kind, const Tensor& x) {
+  check_defined(op_name(op), x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::unary(kind, ptr<T>(y), ptr<T>(x), x.numel());
+  });
+  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y});
+  return y;
+}
+
+// needs_x / needs_y: which of input and result the derivative is written with.
+void unary_grad(const Node& n, k::Unary kind, bool needs_x) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = needs_x ? ptr<T>(n.in[0]) : nullptr;
+    const T* y = needs_x ? nullptr : ptr<T>(n.out);
+    k::unary_bwd(kind, ptr<T>(grad_of(n.in[0])), x, y, ptr<T>(n.out.grad()), n.out.numel());
+  });
+}
+
+void Exp_bwd(const Node& n) { unary_grad(n, k::Unary::exp, false); }
+void Log_bwd(const Node& n) { unary_grad(n, k::Unary::log, true); }
+void Tanh_bwd(const Node& n) { unary_grad(n, k::Unary::tanh, false); }
+void Sigmoid_bwd(const Node& n) { unary_grad(n, k::Unary::sigmoid, false); }
+void Relu_bwd(const Node& n) { unary_grad(n, k::Unary::relu, true); }
+
+}  // namespace
+
+Tensor exp(const Tensor& x) { return unary_op(Op::Exp, k::Unary::exp, x); }
+Tensor log(const Tensor& x) { return unary_op(Op::Log, k::Unary::log, x); }
+Tensor tanh(const Tensor& x) { return unary_op(Op::Tanh, k::Unary::tanh, x); }
+Tensor sigmoid(const Tensor& x) { return unary_op(Op::Sigmoid, k::Unary::sigmoid, x); }
+Tensor relu(const Tensor& x) { return unary_op(Op::Relu, k::Unary::relu, x); }
+
+// ================================================================ matmul, linear
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_defined("matmul", a, "a");
+  check_defined("matmul", b, "b");
+  check_same_dtype("matmul", a, b);
+  bool ok = (a.rank() == 2 && b.rank() == 2) || (a.rank() == 3 && (b.rank() == 2 || (b.rank() == 3 && b.size(0) == a.size(0))));
+  if (!ok || a.size(-1) != b.size(-2))
+    throw std::invalid_argument(fmt::format(
+        "matmul: a is {} but b is {}; expected (M,K)@(K,N), (B,M,K)@(K,N) or (B,M,K)@(B,K,N)", a.shape(), b.shape()));
+  int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  Shape out_shape = a.rank() == 2 ? Shape{M, N} : Shape{a.size(0), M, N};
+  Tensor y = Tensor::empty(out_shape, a.dtype());
+  by_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (b.rank() == 2)  // (B,M,K)@(K,N) is one (B*M,K)@(K,N) product
+      k::gemm<T>(false, false, leading(a.shape()), N, K, ptr<T>(a), K, ptr<T>(b), N, T(0), ptr<T>(y), N);
+    else
+      for (int64_t i = 0; i < a.size(0); ++i)
+        k::gemm<T>(false, false, M, N, K, ptr<T>(a) + i * M * K, K, ptr<T>(b) + i * K * N, N, T(0),
+                   ptr<T>(y) + i * M * N, N);
+  });
+  if (recording("matmul", {&a, &b})) record({.op = Op::Matmul, .in = {a, b}, .out = y});
+  return y;
+}
+
+namespace {
+void Matmul_bwd(const Node& n) {
+  const Tensor &a = n.in[0], &b = n.in[1];
+  Tensor g = n.out.grad();
+  int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  by_dtype(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (b.rank() == 2) {
+      int64_t R = leading(a.shape());
+      if (n.needs_grad[0])  // da (R,K) += g (R,N) @ b^T
+        k::gemm<T>(false, true, R, K, N, ptr<T>(g), N, ptr<T>(b), N, T(1), ptr<T>(grad_of(a)), K);
+      if (n.needs_grad[1])  // db (K,N) += a^T (K,R) @ g (R,N)
+        k::gemm<T>(true, false, K, N, R, ptr<T>(a), K, ptr<T>(g), N, T(1), ptr<T>(grad_of(b)), N);
+      return;
+    }
+    for (int64_t i = 0; i < a.size(0); ++i) {
+      const T* gi = ptr<T>(g) + i * M * N;
+      if (n.needs_grad[0])
+        k::gemm<T>(false, true, M, K, N, gi, N, ptr<T>(b) + i * K * N, N, T(1), ptr<T>(grad_of(a)) + i * M * K, K);
+      if (n.needs_grad[1])
+        k::gemm<T>(true, false, K, N, M, ptr<T>(a) + i * M * K, K, gi, N, T(1), ptr<T>(grad_of(b)) + i * K * N, N);
+    }
+  });
+}
+
+// db (O) += column sums of g (R,O). Columns are split among threads, rows are added in order,
+// so the sum is the same for any thread count.
+template <class T>
+void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
+  constexpr int64_t kCols = 256;
+  int64_t blocks = (O + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (blocks > 1 && R * O >= (1 << 16))
+  for (int64_t c = 0; c < blocks; ++c) {
+    int64_t c0 = c * kCols, w = std::min(O, c0 + kCols) - c0;
+    for (int64_t r = 0; r < R; ++r) k::axpy(db + c0, T(1), g + r * O + c0, w);
+  }
+}
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_defined("linear", x, "x");
+  check_defined("linear", w, "weight");
+  check_same_dtype("linear", x, w);
+  if (x.rank() < 1 || w.rank() != 2 || x.size(-1) != w.size(1))
+    throw std::invalid_argument(
+        fmt::format("linear: x is {} and weight is {}; expected x (..., I) and weight (O, I)", x.shape(), w.shape()));
+  int64_t I = w.size(1), O = w.size(0), R = leading(x.shape());
+  if (b.defined()) {
+    check_same_dtype("linear", x, b);
+    if (b.rank() != 1 || b.size(0) != O)
+      throw std::invalid_argument(fmt::format("linear: bias is {} but weight is {}; expected bias ({},)", b.shape(), w.shape(), O));
+  }
+  Shape out_shape = x.shape();
+  out_shape[x.rank() - 1] = O;
+  Tensor y = Tensor::empty(out_shape, x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* py = ptr<T>(y);
+    // Start from the bias and let the product accumulate onto it: one pass over y.
+    if (b.defined())
+      for (int64_t r = 0; r < R; ++r) std::memcpy(py + r * O, ptr<T>(b), size_t(O) * sizeof(T));
+    k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(b.defined() ? 1 : 0), py, O);
+  });
+  if (recording("linear", {&x, &w, &b})) record({.op = Op::Linear, .in = {x, w, b}, .out = y});
+  return y;
+}
+
+namespace {
+void Linear_bwd(const Node& n) {
+  const Tensor &x = n.in[0], &w = n.in[1];
+  Tensor g = n.out.grad();
+  int64_t I = w.size(1), O = w.size(0), R = leading(x.shape());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (n.needs_grad[0])  // dx (R,I) += g (R,O) @ w (O,I)
+      k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(1), ptr<T>(grad_of(x)), I);
+    if (n.needs_grad[1])  // dw (O,I) += g^T (O,R) @ x (R,I)
+      k::gemm<T>(true, false, O, I, R, ptr<T>(g), O, ptr<T>(x), I, T(1), ptr<T>(grad_of(w)), I);
+    if (n.needs_grad[2]) column_sum_acc(ptr<T>(grad_of(n.in[2])), ptr<T>(g), R, O);
+  });
+}
+}  // namespace
+
+// ================================================================ shape ops
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  check_defined("reshape", x, "x");
+  Shape s = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (int i = 0; i < s.rank(); ++i) {
+    if (s[i] == -1) {
+      if (infer >= 0) throw std::invalid_argument(fmt::format("reshape: more than one -1 in {}", shape));
+      infer = i;
+    } else {
+      known *= s[i];
+    }
+  }
+  if (infer >= 0 && known > 0 && x.numel() % known == 0) s[infer] = x.numel() / known;
+  if (s.numel() != x.numel() || (infer >= 0 && s[infer] < 0))
+    throw std::invalid_argument(
+        fmt::format("reshape: cannot view a tensor of shape {} ({} elements) as {}", x.shape(), x.numel(), shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = s;
+  impl->dtype = x.dtype();
+  impl->storage = x.impl().storage;
+  impl->offset = x.impl().offset;
+  Tensor y(std::move(impl));
+  if (recording("reshape", {&x})) record({.op = Op::Reshape, .in = {x}, .out = y});
+  return y;
+}
+
+namespace {
+void Reshape_bwd(const Node& n) {
+  Tensor g = n.out.grad();
+  accumulate(n.in[0], g.detach().reshape(n.in[0].shape()));
+}
+
+// out = x with axes a0 < a1 swapped; x viewed as (P, n0, Q, n1, S).
+template <class T>
+void swap_axes(T* out, const T* x, const Shape& s, int a0, int a1, bool acc) {
+  int64_t P = 1, Q = 1, S = s.stride(a1), n0 = s[a0], n1 = s[a1];
+  for (int i = 0; i < a0; ++i) P *= s[i];
+  for (int i = a0 + 1; i < a1; ++i) Q *= s[i];
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < n0; ++i)
+      for (int64_t q = 0; q < Q; ++q)
+        for (int64_t j = 0; j < n1; ++j) {
+          const T* src = x + (((p * n0 + i) * Q + q) * n1 + j) * S;
+          T* dst = out + (((p * n1 + j) * Q + q) * n0 + i) * S;
+          if (acc)
+            k::axpy(dst, T(1), src, S);
+          else
+            std::memcpy(dst, src, size_t(S) * sizeof(T));
+        }
+}
+}  // namespace
+
+Tensor transpose(const Tensor& x, int axis0, int axis1) {
+  check_defined("transpose", x, "x");
+  int a0 = normalize_axis(axis0, x.rank(), "transpose"), a1 = normalize_axis(axis1, x.rank(), "transpose");
+  if (a0 > a1) std::swap(a0, a1);
+  Shape s = x.shape();
+  std::swap(s[a0], s[a1]);
+  Tensor y = Tensor::empty(s, x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (a0 == a1)
+      std::memcpy(ptr<T>(y), ptr<T>(x), size_t(x.numel()) * sizeof(T));
+    else
+      swap_axes(ptr<T>(y), ptr<T>(x), x.shape(), a0, a1, false);
+  });
+  if (recording("transpose", {&x})) record({.op = Op::Transpose, .in = {x}, .out = y, .iattr = {a0, a1}});
+  return y;
+}
+
+namespace {
+void Transpose_bwd(const Node& n) {
+  int a0 = int(n.iattr[0]), a1 = int(n.iattr[1]);
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (a0 == a1)
+      k::axpy(ptr<T>(grad_of(n.in[0])), T(1), ptr<T>(n.out.grad()), n.out.numel());
+    else
+      swap_axes(ptr<T>(grad_of(n.in[0])), ptr<T>(n.out.grad()), n.out.shape(), a0, a1, true);
+  });
+}
+
+// Copies (or accumulates) the block [start, start+len) of `axis` between a big tensor viewed as
+// (outer, n, inner) and a small one viewed as (outer, len, inner).
+template <class T>
+void block_copy(T* small, const T* big, AxisView v, int64_t start, int64_t len, bool to_big, bool acc) {
+  int64_t run = len * v.inner;
+  for (int64_t o = 0; o < v.outer; ++o) {
+    T* s = small + o * run;
+    T* b = const_cast<T*>(big) + (o * v.n + start) * v.inner;
+    T* dst = to_big ? b : s;
+    const T* src = to_big ? s : b;
+    if (acc)
+      k::axpy(dst, T(1), src, run);
+    else
+      std::memcpy(dst, src, size_t(run) * sizeof(T));
+  }
+}
+
+Tensor slice_like(Op op, const Tensor& x, int axis, int64_t start, int64_t len, Shape out_shape) {
+  Tensor y = Tensor::empty(out_shape, x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    block_copy(ptr<T>(y), ptr<T>(x), axis_view(x.shape(), axis), start, len, false, false);
+  });
+  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .iattr = {axis, start, len}});
+  return y;
+}
+
+void slice_like_bwd(const Node& n) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    block_copy(ptr<T>(n.out.grad()), ptr<T>(grad_of(n.in[0])), axis_view(n.in[0].shape(), int(n.iattr[0])),
+               n.iattr[1], n.iattr[2], true, true);
+  });
+}
+void Select_bwd(const Node& n) { slice_like_bwd(n); }
+void Slice_bwd(const Node& n) { slice_like_bwd(n); }
+}  // namespace
+
+Tensor select(const Tensor& x, int axis, int64_t index) {
+  check_defined("select", x, "x");
+  int a = normalize_axis(axis, x.rank(), "select");
+  if (index < -x.size(a) || index >= x.size(a))
+    throw std::invalid_argument(fmt::format("select: index {} is out of range for axis {} of shape {}", index, a, x.shape()));
+  if (index < 0) index += x.size(a);
+  return slice_like(Op::Select, x, a, index, 1, x.shape().erase(a));
+}
+
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
+  check_defined("slice", x, "x");
+  int a = normalize_axis(axis, x.rank(), "slice");
+  if (start < 0 || end > x.size(a) || start > end)
+    throw std::invalid_argument(
+        fmt::format("slice: range [{}, {}) is invalid for axis {} of shape {}", start, end, a, x.shape()));
+  Shape s = x.shape();
+  s[a] = end - start;
+  return slice_like(Op::Slice, x, a, start, end - start, s);
+}
+
+Tensor concat(std::span<const Tensor> xs, int axis) {
+  if (xs.empty()) throw std::invalid_argument("concat: no tensors given");
+  for (size_t i = 0; i < xs.size(); ++i) check_defined("concat", xs[i], "an input");
+  const Tensor& first = xs[0];
+  int a = normalize_axis(axis, first.rank(), "concat");
+  Shape s = first.shape();
+  s[a] = 0;
+  bool grad = false;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const Tensor& x = xs[i];
+    check_same_dtype("concat", first, x);
+    bool ok = x.rank() == first.rank();
+    for (int d = 0; ok && d < x.rank(); ++d) ok = d == a || x.shape()[d] == first.shape()[d];
+    if (!ok)
+      throw std::invalid_argument(fmt::format("concat: input {} has shape {} but input 0 has shape {}; all axes but {} must match",
+                                              i, x.shape(), first.shape(), a));
+    s[a] += x.shape()[a];
+    grad = recording("concat", {&x}) || grad;
+  }
+  Tensor y = Tensor::empty(s, first.dtype());
+  by_dtype(first.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    int64_t start = 0;
+    for (const Tensor& x : xs) {
+      block_copy(ptr<T>(x), ptr<T>(y), axis_view(s, a), start, x.shape()[a], true, false);
+      start += x.shape()[a];
+    }
+  });
+  if (grad) record({.op = Op::Concat, .list = {xs.begin(), xs.end()}, .out = y, .iattr = {a}});
+  return y;
+}
+
+namespace {
+void Concat_bwd(const Node& n) {
+  int a = int(n.iattr[0]);
+  int64_t start = 0;
+  for (const Tensor& x : n.list) {
+    if (x.requires_grad())
+      by_dtype(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        block_copy(ptr<T>(grad_of(x)), ptr<T>(n.out.grad()), axis_view(n.out.shape(), a), start, x.shape()[a], false, true);
+      });
+    start += x.shape()[a];
+  }
+}
+}  // namespace
+
+Tensor unsqueeze(const Tensor& x, int axis) {
+  check_defined("unsqueeze", x, "x");
+  return reshape(x, x.shape().insert(normalize_axis(axis, x.rank() + 1, "unsqueeze"), 1));
+}
+
+Tensor squeeze(const Tensor& x, int axis) {
+  check_defined("squeeze", x, "x");
+  int a = normalize_axis(axis, x.rank(), "squeeze");
+  if (x.size(a) != 1)
+    throw std::invalid_argument(fmt::format("squeeze: axis {} of shape {} has extent {}, not 1", a, x.shape(), x.size(a)));
+  return reshape(x, x.shape().erase(a));
+}
+
+Tensor stack(std::span<const Tensor> xs, int axis) {
+  if (xs.empty()) throw std::invalid_argument("stack: no tensors given");
+  int a = normalize_axis(axis, xs[0].rank() + 1, "stack");
+  std::vector<Tensor> parts;
+  parts.reserve(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (xs[i].defined() && xs[i].shape() != xs[0].shape())
+      throw std::invalid_argument(fmt::format("stack: input {} has shape {} but input 0 has shape {}", i, xs[i].shape(), xs[0].shape()));
+    parts.push_back(unsqueeze(xs[i], a));
+  }
+  return concat(parts, a);
+}
+
+// ================================================================ reductions
+Tensor sum(const Tensor& x) {
+  check_defined("sum", x, "x");
+  Tensor y = Tensor::empty(Shape{}, x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    *ptr<T>(y) = k::sum(ptr<T>(x), x.numel());
+  });
+  if (recording("sum", {&x})) record({.op = Op::SumAll, .in = {x}, .out = y});
+  return y;
+}
+
+namespace {
+void SumAll_bwd(const Node& n) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T zero = 0;
+    k::binary_acc(k::Binary::add, T(1), ptr<T>(grad_of(n.in[0])), ptr<T>(n.out.grad()), 0, &zero, 0, n.in[0].numel());
+  });
+}
+}  // namespace
+
+Tensor sum(const Tensor& x, int axis, bool keepdim) {
+  check_defined("sum", x, "x");
+  int a = normalize_axis(axis, x.rank(), "sum");
+  Shape s = x.shape();
+  s[a] = 1;
+  Tensor y = Tensor::empty(keepdim ? s : x.shape().erase(a), x.dtype());
+  AxisView v = axis_view(x.shape(), a);
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = ptr<T>(x);
+    T* py = ptr<T>(y);
+    for (int64_t o = 0; o < v.outer; ++o) {
+      if (v.inner == 1) {
+        py[o] = k::sum(px + o * v.n, v.n);
+        continue;
+      }
+      T* row = py + o * v.inner;
+      std::fill(row, row + v.inner, T(0));
+      for (int64_t i = 0; i < v.n; ++i) k::axpy(row, T(1), px + (o * v.n + i) * v.inner, v.inner);
+    }
+  });
+  if (recording("sum", {&x})) record({.op = Op::SumAxis, .in = {x}, .out = y, .iattr = {a}});
+  return y;
+}
+
+namespace {
+void SumAxis_bwd(const Node& n) {
+  AxisView v = axis_view(n.in[0].shape(), int(n.iattr[0]));
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* dx = ptr<T>(grad_of(n.in[0]));
+    const T* g = ptr<T>(n.out.grad());
+    const T zero = 0;
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.n; ++i) {
+        T* d = dx + (o * v.n + i) * v.inner;
+        if (v.inner == 1)
+          *d += g[o];
+        else
+          k::binary_acc(k::Binary::add, T(1), d, g + o * v.inner, 1, &zero, 0, v.inner);
+      }
+  });
+}
+}  // namespace
+
+Tensor mean(const Tensor& x) {
+  check_defined("mean", x, "x");
+  if (x.numel() == 0) throw std::invalid_argument(fmt::format("mean: tensor of shape {} is empty", x.shape()));
+  return mul(sum(x), 1.0 / double(x.numel()));
+}
+
+Tensor mean(const Tensor& x, int axis, bool keepdim) {
+  check_defined("mean", x, "x");
+  int64_t n = x.size(axis);
+  if (n == 0) throw std::invalid_argument(fmt::format("mean: axis {} of shape {} is empty", axis, x.shape()));
+  return mul(sum(x, axis, keepdim), 1.0 / double(n));
+}
+
+namespace {
+// Softmax or log-softmax of each run along `axis` (stride `inner`), max-shifted for stability.
+template <class T>
+void softmax_rows(T* y, const T* x, AxisView v, bool log_space) {
+  for (int64_t o = 0; o < v.outer; ++o)
+    for (int64_t i = 0; i < v.inner; ++i) {
+      const T* xr = x + o * v.n * v.inner + i;
+      T* yr = y + o * v.n * v.inner + i;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j < v.n; ++j) m = std::max(m, xr[j * v.inner]);
+      T s = 0;
+      for (int64_t j = 0; j < v.n; ++j) s += std::exp(xr[j * v.inner] - m);
+      T ls = std::log(s);
+      for (int64_t j = 0; j < v.n; ++j) {
+        T z = xr[j * v.inner] - m;
+        yr[j * v.inner] = log_space ? z - ls : std::exp(z) / s;
+      }
+    }
+}
+
+Tensor softmax_op(Op op, const Tensor& x, int axis) {
+  check_defined(op_name(op), x, "x");
+  int a = normalize_axis(axis, x.rank(), op_name(op));
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    softmax_rows(ptr<T>(y), ptr<T>(x), axis_view(x.shape(), a), op == Op::LogSoftmax);
+  });
+  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .iattr = {a}});
+  return y;
+}
+
+// softmax: dx += y * (g - sum(g*y)); log_softmax: dx += g - exp(y) * sum(g).
+void softmax_grad(const Node& n, bool log_space) {
+  AxisView v = axis_view(n.out.shape(), int(n.iattr[0]));
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* dx = ptr<T>(grad_of(n.in[0]));
+    const T* g = ptr<T>(n.out.grad());
+    const T* y = ptr<T>(n.out);
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.inner; ++i) {
+        int64_t base = o * v.n * v.inner + i;
+        T dot = 0;
+        for (int64_t j = 0; j < v.n; ++j) {
+          int64_t e = base + j * v.inner;
+          dot += log_space ? g[e] : g[e] * y[e];
+        }
+        for (int64_t j = 0; j < v.n; ++j) {
+          int64_t e = base + j * v.inner;
+          dx[e] += log_space ? g[e] - std::exp(y[e]) * dot : y[e] * (g[e] - dot);
+        }
+      }
+  });
+}
+void Softmax_bwd(const Node& n) { softmax_grad(n, false); }
+void LogSoftmax_bwd(const Node& n) { softmax_grad(n, true); }
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) { return softmax_op(Op::Softmax, x, axis); }
+Tensor log_softmax(const Tensor& x, int axis) { return softmax_op(Op::LogSoftmax, x, axis); }
+
+// ================================================================ losses
+Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  check_defined("mse_loss", input, "input");
+  check_defined("mse_loss", target, "target");
+  if (input.shape() != target.shape())
+    throw std::invalid_argument(fmt::format("mse_loss: input is {} but target is {}", input.shape(), target.shape()));
+  return mean(pow(sub(input, target), 2.0));
+}
+
+Tensor bce_with_logits_elementwise(const Tensor& logits, const Tensor& target) {
+  check_defined("bce_with_logits", logits, "logits");
+  check_defined("bce_with_logits", target, "target");
+  check_same_dtype("bce_with_logits", logits, target);
+  if (logits.shape() != target.shape())
+    throw std::invalid_argument(
+        fmt::format("bce_with_logits: logits are {} but targets are {}", logits.shape(), target.shape()));
+  Tensor y = Tensor::empty(logits.shape(), logits.dtype());
+  by_dtype(logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *x = ptr<T>(logits), *t = ptr<T>(target);
+    T* out = ptr<T>(y);
+    for (int64_t i = 0, n = y.numel(); i < n; ++i)
+      out[i] = std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(std::exp(-std::abs(x[i])));
+  });
+  if (recording("bce_with_logits", {&logits, &target}))
+    record({.op = Op::BceWithLogits, .in = {logits, target}, .out = y});
+  return y;
+}
+
+namespace {
+void BceWithLogits_bwd(const Node& n) {
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *x = ptr<T>(n.in[0]), *t = ptr<T>(n.in[1]), *g = ptr<T>(n.out.grad());
+    int64_t N = n.out.numel();
+    if (n.needs_grad[0]) {
+      T* dx = ptr<T>(grad_of(n.in[0]));
+      for (int64_t i = 0; i < N; ++i) dx[i] += g[i] * (T(1) / (T(1) + std::exp(-x[i])) - t[i]);
+    }
+    if (n.needs_grad[1]) {
+      T* dt = ptr<T>(grad_of(n.in[1]));
+      for (int64_t i = 0; i < N; ++i) dt[i] -= g[i] * x[i];
+    }
+  });
+}
+}  // namespace
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target) {
+  return mean(bce_with_logits_elementwise(logits, target));
+}
+
+namespace {
+// Indices are stored as float64 values in Node::saved, exact up to 2^53.
+Tensor index_tensor(const char* op, std::span<const int64_t> idx, int64_t limit) {
+  Tensor t = Tensor::empty(Shape{int64_t(idx.size())}, DType::f64);
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (idx[i] < 0 || idx[i] >= limit)
+      throw std::invalid_argument(fmt::format("{}: index {} at position {} is out of range [0, {})", op, idx[i], i, limit));
+    t.data<double>()[i] = double(idx[i]);
+  }
+  return t;
+}
+}  // namespace
+
+Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target) {
+  check_defined("nll_loss", logp, "input");
+  if (logp.rank() != 2 || int64_t(target.size()) != logp.size(0) || logp.size(0) == 0)
+    throw std::invalid_argument(fmt::format("nll_loss: input is {} with {} targets; expected (N, C) with N >= 1 targets",
+                                            logp.shape(), target.size()));
+  int64_t N = logp.size(0), C = logp.size(1);
+  Tensor saved = index_tensor("nll_loss", target, C);
+  Tensor y = Tensor::empty(Shape{}, logp.dtype());
+  by_dtype(logp.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T s = 0;
+    for (int64_t i = 0; i < N; ++i) s += ptr<T>(logp)[i * C + target[i]];
+    *ptr<T>(y) = -s / T(N);
+  });
+  if (recording("nll_loss", {&logp})) record({.op = Op::NllLoss, .in = {logp}, .out = y, .saved = saved});
+  return y;
+}
+
+namespace {
+void NllLoss_bwd(const Node& n) {
+  int64_t N = n.in[0].size(0), C = n.in[0].size(1);
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* d = ptr<T>(grad_of(n.in[0]));
+    T g = *ptr<T>(n.out.grad()) / T(N);
+    for (int64_t i = 0; i < N; ++i) d[i * C + int64_t(n.saved.data<double>()[i])] -= g;
+  });
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, std::span<const int64_t> target) {
+  check_defined("cross_entropy", logits, "logits");
+  if (logits.rank() != 2)
+    throw std::invalid_argument(fmt::format("cross_entropy: logits are {}; expected (N, C)", logits.shape()));
+  return nll_loss(log_softmax(logits, 1), target);
+}
+
+Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const Shape& index_shape) {
+  check_defined("embedding", weight, "weight");
+  if (weight.rank() != 2)
+    throw std::invalid_argument(fmt::format("embedding: weight is {}; expected (V, D)", weight.shape()));
+  if (index_shape.numel() != int64_t(indices.size()))
+    throw std::invalid_argument(fmt::format("embedding: {} indices do not fill index shape {}", indices.size(), index_shape));
+  int64_t D = weight.size(1);
+  Tensor saved = index_tensor("embedding", indices, weight.size(0));
+  Shape s = index_shape;
+  s.push_back(D);
+  Tensor y = Tensor::empty(s, weight.dtype());
+  by_dtype(weight.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < indices.size(); ++i)
+      std::memcpy(ptr<T>(y) + i * D, ptr<T>(weight) + indices[i] * D, size_t(D) * sizeof(T));
+  });
+  if (recording("embedding", {&weight})) record({.op = Op::Embedding, .in = {weight}, .out = y, .saved = saved});
+  return y;
+}
+
+namespace {
+void Embedding_bwd(const Node& n) {
+  int64_t D = n.in[0].size(1);
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* dw = ptr<T>(grad_of(n.in[0]));
+    const T* g = ptr<T>(n.out.grad());
+    for (int64_t i = 0, m = n.saved.numel(); i < m; ++i)
+      k::axpy(dw + int64_t(n.saved.data<double>()[i]) * D, T(1), g + i * D, D);
+  });
+}
+}  // namespace
+
+namespace detail {
+void backward_node(const Node& n) {
+  switch (n.op) {
+#define SEQGRAD_OP(name, str, n_in) \
+  case Op::name:                    \
+    name##_bwd(n);                  \
+    break;
+#include "autograd/ops.def"
+#undef SEQGRAD_OP
+  }
+}
+}  // namespace detail
+
+}  // namespace seqgrad

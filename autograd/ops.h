@@ -1,0 +1,81 @@
+// Differentiable operations on Tensors. Every function checks its arguments when it is called
+// (throwing std::invalid_argument that names the op and the shapes) and, in grad mode, records
+// itself on the tape. Element-wise binary ops broadcast by NumPy rules; their gradients are
+// summed back to each input's shape. Inputs of one op must share a dtype.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace seqgrad {
+
+// Element-wise, broadcasting.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor pow(const Tensor& a, double p);
+Tensor neg(const Tensor& a);
+
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+
+// a: (M,K) @ b: (K,N) -> (M,N); a: (B,M,K) @ b: (B,K,N) or (K,N) -> (B,M,N).
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x: (..., I), w: (O, I), b: (O) or undefined -> x w^T + b: (..., O). One fused op.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
+
+// Shape ops. reshape accepts one -1 extent, inferred. reshape is a view; the rest copy.
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor transpose(const Tensor& x, int axis0, int axis1);
+Tensor select(const Tensor& x, int axis, int64_t index);               // drops `axis`
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end);   // [start, end)
+Tensor concat(std::span<const Tensor> xs, int axis);
+Tensor stack(std::span<const Tensor> xs, int axis);                    // new axis
+Tensor unsqueeze(const Tensor& x, int axis);
+Tensor squeeze(const Tensor& x, int axis);
+
+// Reductions.
+Tensor sum(const Tensor& x);                                  // -> shape ()
+Tensor sum(const Tensor& x, int axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, int axis, bool keepdim = false);
+Tensor softmax(const Tensor& x, int axis);
+Tensor log_softmax(const Tensor& x, int axis);
+
+// Losses, averaged over elements (rows for cross_entropy) -> shape ().
+Tensor mse_loss(const Tensor& input, const Tensor& target);
+// Stable for large |logits|: max(x,0) - x*y + log(1 + exp(-|x|)). Element-wise, no reduction.
+Tensor bce_with_logits_elementwise(const Tensor& logits, const Tensor& target);
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target);
+// logits: (N, C); target: N class indices in [0, C).
+Tensor cross_entropy(const Tensor& logits, std::span<const int64_t> target);
+// logp: (N, C) log-probabilities; -mean_i logp[i, target[i]].
+Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target);
+
+// weight: (V, D); indices of any shape `index_shape` in [0, V) -> index_shape + (D).
+Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const Shape& index_shape);
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+inline Tensor operator+(double s, const Tensor& a) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
+inline Tensor operator-(double s, const Tensor& a) { return add(neg(a), s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
+inline Tensor operator/(double s, const Tensor& a) { return mul(pow(a, -1.0), s); }
+
+}  // namespace seqgrad
