@@ -1,0 +1,190 @@
+// GEMM driver: cache blocking, reusable pack buffers and OpenMP over blocks of C. The arithmetic
+// (packing, register tiles) lives in gemm_impl.hpp and is picked per CPU by xsimd::dispatch.
+//
+// C is cut into MC x NC blocks ("tasks"); each task belongs to one thread and runs
+//   for each kc slice of K:  pack op(A) block (MC x kc), pack op(B) block (kc x NC), micro-kernel.
+// The kc slicing depends only on K, so every element of C is summed in the same order whatever
+// MC, NC and the thread count are: results are bitwise identical for 1 or N threads.
+#include "autograd/kernels/gemm.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "autograd/kernels/gemm_impl.hpp"
+
+namespace seqgrad::kernels {
+
+namespace {
+
+// Cache budgets, in bytes. kc*sizeof(T) = 1536 keeps an MR x kc A panel at ~21 KB of a 48 KB L1
+// (14 rows on AVX-512), and the kc x NC B block that the A panels sweep at ~1 MB of a 2 MB L2.
+// The A block is only streamed through L1, so it may be larger.
+constexpr int64_t kc_bytes = 1536;
+constexpr int64_t b_block_bytes = int64_t(1) << 20;
+constexpr int64_t a_block_bytes = int64_t(3) << 19;
+// Below this many flops a parallel region costs more than it saves (the RNN cell's 10x8x8 stays
+// serial); 2 * 64^3 flops is ~3 us at full speed on one core.
+constexpr double parallel_min_flops = 2.0 * 64 * 64 * 64;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// One thread's pack buffer, remembering which (call, block, k slice) it holds so that consecutive
+// tasks sharing an operand block skip repacking it. Grows only; freed at thread exit.
+template <class T>
+struct PackBuffer {
+  T* data_ = nullptr;
+  int64_t capacity_ = 0;
+  uint64_t call_ = 0;  // 0: holds nothing
+  int64_t block_ = 0, slice_ = 0;
+
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data_); }
+
+  bool reserve(int64_t n) {
+    if (n <= capacity_) return true;
+    std::free(data_);
+    const auto bytes = size_t(round_up(n * int64_t(sizeof(T)), 4096));
+    data_ = static_cast<T*>(std::aligned_alloc(4096, bytes));
+    capacity_ = data_ ? int64_t(bytes / sizeof(T)) : 0;
+    call_ = 0;
+    return data_ != nullptr;
+  }
+  bool holds(uint64_t call, int64_t block, int64_t slice) const {
+    return call_ == call && block_ == block && slice_ == slice;
+  }
+  void mark(uint64_t call, int64_t block, int64_t slice) { call_ = call, block_ = block, slice_ = slice; }
+};
+
+template <class T>
+struct ThreadPacks {
+  PackBuffer<T> a_, b_;
+};
+template <class T>
+thread_local ThreadPacks<T> thread_packs;
+
+std::atomic<uint64_t> next_call{1};
+
+struct Plan {
+  int64_t mc, nc, kc;                   // block sizes (the last block of each may be shorter)
+  int64_t m_blocks, n_blocks, k_slices;
+};
+
+// Blocks sized by the cache budgets, then split further until the task count is a multiple of the
+// thread count (splitting the dimension whose blocks hold more tiles), so static scheduling balances.
+Plan make_plan(int64_t M, int64_t N, int64_t K, GemmTileSize tile, int64_t elem_bytes, int64_t threads) {
+  Plan p{};
+  p.k_slices = ceil_div(K * elem_bytes, kc_bytes);
+  p.kc = ceil_div(K, p.k_slices);
+  const int64_t m_tiles = ceil_div(M, tile.mr), n_tiles = ceil_div(N, tile.nr);
+  p.m_blocks = std::min(m_tiles, ceil_div(M * p.kc * elem_bytes, a_block_bytes));
+  p.n_blocks = std::min(n_tiles, ceil_div(N * p.kc * elem_bytes, b_block_bytes));
+  for (int it = 0; it < 16 && (p.m_blocks * p.n_blocks) % threads != 0; ++it) {
+    const bool split_m = m_tiles * p.n_blocks > n_tiles * p.m_blocks;  // more tiles per M block
+    if (split_m && p.m_blocks < m_tiles) ++p.m_blocks;
+    else if (p.n_blocks < n_tiles) ++p.n_blocks;
+    else if (p.m_blocks < m_tiles) ++p.m_blocks;
+    else break;
+  }
+  p.mc = round_up(ceil_div(M, p.m_blocks), tile.mr);
+  p.nc = round_up(ceil_div(N, p.n_blocks), tile.nr);
+  p.m_blocks = ceil_div(M, p.mc);
+  p.n_blocks = ceil_div(N, p.nc);
+  return p;
+}
+
+template <class T>
+const T* op_at(const T* X, int64_t ld, bool trans, int64_t row, int64_t col) {
+  return trans ? X + col * ld + row : X + row * ld + col;
+}
+
+// Plain loops for the one case the packed path cannot serve: a pack buffer that fails to allocate.
+template <class T>
+void gemm_block_naive(bool trans_a, bool trans_b, int64_t i0, int64_t m, int64_t j0, int64_t n, int64_t K, const T* A,
+                      int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc) {
+  for (int64_t i = i0; i < i0 + m; ++i)
+    for (int64_t j = j0; j < j0 + n; ++j) {
+      T sum = 0;
+      for (int64_t k = 0; k < K; ++k) sum += *op_at(A, lda, trans_a, i, k) * *op_at(B, ldb, trans_b, k, j);
+      C[i * ldc + j] = accumulate ? C[i * ldc + j] + sum : sum;
+    }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (beta != T(0) && beta != T(1)) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
+    beta = T(1);
+  }
+  if (K <= 0) {
+    if (beta == T(0))
+      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+    return;
+  }
+
+  static auto tile_size = xsimd::dispatch<arch_list>(gemm_tile_size{});
+  static auto pack_a = xsimd::dispatch<arch_list>(gemm_pack_a_kernel{});
+  static auto pack_b = xsimd::dispatch<arch_list>(gemm_pack_b_kernel{});
+  static auto micro_kernel = xsimd::dispatch<arch_list>(gemm_micro_kernel{});
+  static const GemmTileSize tile = tile_size(static_cast<const T*>(nullptr));
+
+  const bool parallel = 2.0 * double(M) * double(N) * double(K) >= parallel_min_flops && omp_get_max_threads() > 1 &&
+                        !omp_in_parallel();
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  const Plan plan = make_plan(M, N, K, tile, sizeof(T), threads);
+  const uint64_t call = next_call.fetch_add(1, std::memory_order_relaxed);
+  // Tasks sharing a block index are consecutive along the inner index: with a single k slice, the
+  // operand of the outer dimension is packed once per thread rather than once per task.
+  const bool m_outer = plan.m_blocks <= plan.n_blocks;
+  const int64_t inner_blocks = m_outer ? plan.n_blocks : plan.m_blocks;
+
+  auto run_task = [&](int64_t task) {
+    const int64_t bm = m_outer ? task / inner_blocks : task % inner_blocks;
+    const int64_t bn = m_outer ? task % inner_blocks : task / inner_blocks;
+    const int64_t i0 = bm * plan.mc, mc = std::min(plan.mc, M - i0);
+    const int64_t j0 = bn * plan.nc, nc = std::min(plan.nc, N - j0);
+    ThreadPacks<T>& packs = thread_packs<T>;
+    if (!packs.a_.reserve(round_up(mc, tile.mr) * plan.kc + gemm_pack_slack) ||
+        !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc + gemm_pack_slack)) {
+      gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc);
+      return;
+    }
+    for (int64_t s = 0; s < plan.k_slices; ++s) {
+      const int64_t k0 = s * plan.kc, kc = std::min(plan.kc, K - k0);
+      if (!packs.a_.holds(call, bm, s)) {
+        pack_a(trans_a, op_at(A, lda, trans_a, i0, k0), lda, mc, kc, packs.a_.data_);
+        packs.a_.mark(call, bm, s);
+      }
+      if (!packs.b_.holds(call, bn, s)) {
+        pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
+        packs.b_.mark(call, bn, s);
+      }
+      micro_kernel(mc, nc, kc, static_cast<const T*>(packs.a_.data_), static_cast<const T*>(packs.b_.data_),
+                   C + i0 * ldc + j0, ldc, s > 0 || beta != T(0));
+    }
+  };
+
+  const int64_t tasks = plan.m_blocks * plan.n_blocks;
+  if (parallel) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t t = 0; t < tasks; ++t) run_task(t);
+  } else {
+    for (int64_t t = 0; t < tasks; ++t) run_task(t);
+  }
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
+                          float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                           double, double*, int64_t);
+
+}  // namespace seqgrad::kernels
