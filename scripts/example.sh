@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh -DSEQGRAD_BUILD_EXAMPLES=ON
-exec ./build/examples/fit_tanh "$@"
+exec ./build/examples/seed_trace "$@"

@@ -87,9 +87,12 @@ std::vector<T> random_matrix(int64_t n, uint32_t seed) {
 
 TEST_CASE("gemm matches a float64 triple loop for all transposes and beta", "[gemm]") {
   // M x N x K. Tiles are 14 x 32 floats on AVX-512; k slices are 384 floats / 192 doubles.
-  const Shape shapes[] = {{1, 1, 1},     {5, 7, 11},   {13, 17, 3},   {65, 33, 129}, {200, 300, 170},
-                          {14, 32, 385}, {15, 33, 1},  {1, 100, 40},  {29, 1, 7},    {10, 8, 8},
-                          {64, 96, 800}, {3, 50, 193}, {41, 129, 64}};
+  // Up to K*N = 4096 products take the direct small path, the rest the blocked one; both get
+  // 1-wide and ragged shapes (33 = 2 batches + 1, 29 = 16 + 8 + 4 + 1).
+  const Shape shapes[] = {{1, 1, 1},     {5, 7, 11},    {13, 17, 3},   {15, 33, 1},    {1, 100, 40}, {29, 1, 7},
+                          {10, 8, 8},    {9, 29, 6},    {3, 12, 5},    {65, 33, 129},  {200, 300, 170},
+                          {14, 32, 385}, {64, 96, 800}, {3, 50, 193},  {41, 129, 64},  {1, 300, 50},
+                          {70, 1, 4100}, {100, 4100, 1}};
   uint32_t seed = 1;
   for (const Shape& s : shapes) {
     check_against_naive<float>(s, seed++);

@@ -18,15 +18,18 @@ namespace seqgrad::kernels {
 
 namespace {
 
-// Cache budgets, in bytes. kc*sizeof(T) = 1536 keeps an MR x kc A panel at ~21 KB of a 48 KB L1
-// (14 rows on AVX-512), and the kc x NC B block that the A panels sweep at ~1 MB of a 2 MB L2.
-// The A block is only streamed through L1, so it may be larger.
-constexpr int64_t kc_bytes = 1536;
+// Cache budgets, in bytes, next to gemm_kc_max: the kc x NC B block that the A panels sweep stays
+// in a 2 MB L2; the A block is only streamed through L1, so it may be larger.
 constexpr int64_t b_block_bytes = int64_t(1) << 20;
 constexpr int64_t a_block_bytes = int64_t(3) << 19;
 // Below this many flops a parallel region costs more than it saves (the RNN cell's 10x8x8 stays
 // serial); 2 * 64^3 flops is ~3 us at full speed on one core.
 constexpr double parallel_min_flops = 2.0 * 64 * 64 * 64;
+// Products up to this M*N*K whose op(B) fits gemm_small_b_max skip blocking and packing.
+#ifndef SMALL_MAX
+#define SMALL_MAX 64*64*64
+#endif
+constexpr double small_max_mnk = SMALL_MAX;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -76,12 +79,14 @@ struct Plan {
 
 // Blocks sized by the cache budgets, then split further until the task count is a multiple of the
 // thread count (splitting the dimension whose blocks hold more tiles), so static scheduling balances.
-Plan make_plan(int64_t M, int64_t N, int64_t K, GemmTileSize tile, int64_t elem_bytes, int64_t threads) {
+template <class T>
+Plan make_plan(int64_t M, int64_t N, int64_t K, GemmTileSize tile, int64_t threads) {
+  constexpr int64_t elem_bytes = sizeof(T);
   Plan p{};
-  p.k_slices = ceil_div(K * elem_bytes, kc_bytes);
+  p.k_slices = ceil_div(K, gemm_kc_max<T>);
   p.kc = ceil_div(K, p.k_slices);
   const int64_t m_tiles = ceil_div(M, tile.mr), n_tiles = ceil_div(N, tile.nr);
-  p.m_blocks = std::min(m_tiles, ceil_div(M * p.kc * elem_bytes, a_block_bytes));
+  p.m_blocks = std::min(m_tiles, ceil_div(M * gemm_kc_max<T> * elem_bytes, a_block_bytes));  // row panels span kc_max
   p.n_blocks = std::min(n_tiles, ceil_div(N * p.kc * elem_bytes, b_block_bytes));
   for (int it = 0; it < 16 && (p.m_blocks * p.n_blocks) % threads != 0; ++it) {
     const bool split_m = m_tiles * p.n_blocks > n_tiles * p.m_blocks;  // more tiles per M block
@@ -135,12 +140,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   static auto pack_a = xsimd::dispatch<arch_list>(gemm_pack_a_kernel{});
   static auto pack_b = xsimd::dispatch<arch_list>(gemm_pack_b_kernel{});
   static auto micro_kernel = xsimd::dispatch<arch_list>(gemm_micro_kernel{});
+  static auto small_kernel = xsimd::dispatch<arch_list>(gemm_small_kernel{});
   static const GemmTileSize tile = tile_size(static_cast<const T*>(nullptr));
+  if (K * N <= gemm_small_b_max && double(M) * double(N) * double(K) <= small_max_mnk) {
+    small_kernel(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc);
+    return;
+  }
 
   const bool parallel = 2.0 * double(M) * double(N) * double(K) >= parallel_min_flops && omp_get_max_threads() > 1 &&
                         !omp_in_parallel();
   const int threads = parallel ? omp_get_max_threads() : 1;
-  const Plan plan = make_plan(M, N, K, tile, sizeof(T), threads);
+  const Plan plan = make_plan<T>(M, N, K, tile, threads);
   const uint64_t call = next_call.fetch_add(1, std::memory_order_relaxed);
   // Tasks sharing a block index are consecutive along the inner index: with a single k slice, the
   // operand of the outer dimension is packed once per thread rather than once per task.
@@ -153,8 +163,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
     const int64_t i0 = bm * plan.mc, mc = std::min(plan.mc, M - i0);
     const int64_t j0 = bn * plan.nc, nc = std::min(plan.nc, N - j0);
     ThreadPacks<T>& packs = thread_packs<T>;
-    if (!packs.a_.reserve(round_up(mc, tile.mr) * plan.kc + gemm_pack_slack) ||
-        !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc + gemm_pack_slack)) {
+    if (!packs.a_.reserve(round_up(mc, tile.mr) * gemm_kc_max<T>) || !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc)) {
       gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc);
       return;
     }
@@ -168,7 +177,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
         pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
         packs.b_.mark(call, bn, s);
       }
-      micro_kernel(mc, nc, kc, static_cast<const T*>(packs.a_.data_), static_cast<const T*>(packs.b_.data_),
+      micro_kernel(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), static_cast<const T*>(packs.b_.data_),
                    C + i0 * ldc + j0, ldc, s > 0 || beta != T(0));
     }
   };

@@ -1,23 +1,31 @@
 // GEMM building blocks written once over xsimd::batch<T, Arch>: the register tile per architecture,
-// operand packing, and the micro-kernel that sweeps one packed block of C.
+// operand packing, the micro-kernel that sweeps one packed block of C, and a direct path for small
+// products. The driver (gemm.cpp) owns blocking, buffers and threads.
 //
-// Layout contract with the driver (gemm.cpp), for a block of mc rows, nc columns and kc steps of K:
-//   packed A: panels of MR rows, panel p at pa + p*MR*kc, element (r, k) at [k*MR + r];
-//   packed B: panels of NR columns, panel q at pb + q*NR*kc, element (k, c) at [k*NR + c], zero-padded.
-// Packing reads op(A) / op(B) through the transpose flags, so no transpose is ever materialised.
-// The buffers need `gemm_pack_slack` extra elements: packing may store whole batches past the end.
+// Packed layouts for a block of mc rows, nc columns and kc <= gemm_kc_max<T> steps of K:
+//   A, op(A) stored row-major (!trans_a): panels of MR rows, panel p at pa + p*MR*kc_max, row r at
+//     [r*kc_max, r*kc_max + kc). A plain copy of A's rows; the fixed stride makes the kernel's
+//     broadcasts immediate-offset loads.
+//   A, trans_a: panels of MR rows, panel p at pa + p*MR*kc, element (r, k) at [k*MR + r]: again a
+//     plain copy, of A's rows of length MR.
+//   B: panels of NR columns, panel q at pb + q*NR*kc, element (k, c) at [k*NR + c], zero-padded.
+//     A copy of B's rows, or for trans_b a transpose in registers.
+// So no transpose is ever materialised, and only op(B) = B^T needs shuffles.
 //
-// Every element of C is one FMA chain over the block's k in order, whatever the tile it falls in,
-// which is what makes the driver's results independent of how it splits C among threads.
+// Every element of C is one FMA chain over the block's k in order, whatever tile or path it falls
+// in, so the driver's results do not depend on how it splits C among threads.
 //
 // Definitions are out of class and instantiated per ISA in gemm_{avx512,avx2,sse2}.cpp (built with
 // that ISA's -march); the extern templates at the end keep other translation units from
-// instantiating them. Nothing here throws: xsimd's dispatcher is noexcept.
+// instantiating them. Helpers are templated on Arch so that no inline function is compiled with
+// different -march flags under one name. Nothing throws: xsimd's dispatcher is noexcept.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "autograd/kernels/arch.h"
@@ -35,16 +43,20 @@ struct GemmTile<xsimd::fma3<xsimd::avx2>, T> {  // 16 ymm: 12 accumulators + 2 B
   static constexpr int rows = 6, vectors = 2;
 };
 template <class T>
-struct GemmTile<xsimd::avx512bw, T> {  // 32 zmm: 28 accumulators; broadcasts fold into the FMA operand
+struct GemmTile<xsimd::avx512bw, T> {  // 32 zmm: 28 accumulators + 2 B + 1 broadcast
   static constexpr int rows = 14, vectors = 2;
 };
+
+// Longest k slice: an MR x kc A panel (~21 KB for 14 rows) stays in a 48 KB L1 while B streams past.
+template <class T>
+inline constexpr int64_t gemm_kc_max = 1536 / sizeof(T);
+
+// Small products take the direct path only when op(B) has at most this many elements.
+inline constexpr int64_t gemm_small_b_max = 4096;
 
 struct GemmTileSize {
   int64_t mr, nr;
 };
-
-// Extra elements a pack buffer needs past mr*kc / nr*kc (whole-batch stores of a partial panel).
-inline constexpr int64_t gemm_pack_slack = 64;
 
 // The tile size the dispatcher's architecture uses; the T* argument only selects the type.
 struct gemm_tile_size {
@@ -53,45 +65,61 @@ struct gemm_tile_size {
 };
 
 // op(A) rows [0, mc) x k [0, kc) -> packed A. `a` points at op(A)(0, 0); trans: A is stored K x M.
+// dst holds ceil(mc/MR)*MR*kc_max elements.
 struct gemm_pack_a_kernel {
   template <class Arch, class T>
   void operator()(Arch, bool trans, const T* a, int64_t lda, int64_t mc, int64_t kc, T* dst) const noexcept;
 };
 
 // op(B) k [0, kc) x columns [0, nc) -> packed B. `b` points at op(B)(0, 0); trans: B is stored N x K.
+// dst holds ceil(nc/NR)*NR*kc elements.
 struct gemm_pack_b_kernel {
   template <class Arch, class T>
   void operator()(Arch, bool trans, const T* b, int64_t ldb, int64_t kc, int64_t nc, T* dst) const noexcept;
 };
 
-// C[0:mc, 0:nc] = (accumulate ? C : 0) + packed A * packed B, one register tile at a time. The A
-// panel (MR x kc) stays in L1 while the B panels stream from L2.
+// C[0:mc, 0:nc] = (accumulate ? C : 0) + packed A * packed B, one register tile at a time: the A
+// panel stays in L1 while the B panels stream from L2. trans_a names the packed A layout.
 struct gemm_micro_kernel {
   template <class Arch, class T>
-  void operator()(Arch, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb, T* c, int64_t ldc,
-                  bool accumulate) const noexcept;
+  void operator()(Arch, bool trans_a, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb, T* c,
+                  int64_t ldc, bool accumulate) const noexcept;
+};
+
+// Whole product without blocking or heap buffers, for K * N <= gemm_small_b_max: op(A) and op(B)
+// are read in place, except that B^T is first copied out to the stack.
+struct gemm_small_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                  const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc) const noexcept;
 };
 
 namespace detail {
 
-// Rows x (vectors*W) tile of C over kc steps. Rows <= MR handles the last panel of a block at the
-// cost of its own rows only; the packed A stride stays MR.
-template <class Arch, class T, int Rows>
+// Rows x (vectors*W) tile of C over kc steps. Rows < MR serves the last panel of a block at the
+// cost of its own rows only. The C rows are prefetched into L2 up front: the B panel streaming
+// through L1 would evict them before the final read-modify-write.
+template <class Arch, class T, int Rows, bool RowPanel>
 void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
   constexpr int mr = GemmTile<Arch, T>::rows, vecs = GemmTile<Arch, T>::vectors, w = int(Batch::size);
+  constexpr int64_t row_stride = RowPanel ? gemm_kc_max<T> : 1, k_stride = RowPanel ? 1 : mr;
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < vecs * w; v += 64 / int(sizeof(T))) __builtin_prefetch(c + r * ldc + v, 1, 2);
   Batch acc[Rows][vecs];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < vecs; ++v) acc[r][v] = Batch(T(0));
-  for (int64_t k = 0; k < kc; ++k, a += mr, b += vecs * w) {
+  for (int64_t k = 0; k < kc; ++k, a += k_stride, b += vecs * w) {
     Batch bk[vecs];
 #pragma GCC unroll 4
     for (int v = 0; v < vecs; ++v) bk[v] = Batch::load_aligned(b + v * w);
 #pragma GCC unroll 16
     for (int r = 0; r < Rows; ++r) {
-      const Batch ar(a[r]);
+      const Batch ar(a[r * row_stride]);
 #pragma GCC unroll 4
       for (int v = 0; v < vecs; ++v) acc[r][v] = xsimd::fma(ar, bk[v], acc[r][v]);
     }
@@ -105,29 +133,99 @@ void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, b
     }
 }
 
-template <class Arch, class T>
+template <class T>
 using GemmTileFn = void (*)(int64_t, const T*, const T*, T*, int64_t, bool) noexcept;
 
-// tiles[r - 1] computes r rows.
+// tiles[row_panel][r - 1] computes r rows.
 template <class Arch, class T, int... R>
-constexpr std::array<GemmTileFn<Arch, T>, sizeof...(R)> gemm_tile_table(std::integer_sequence<int, R...>) {
-  return {&gemm_register_tile<Arch, T, R + 1>...};
+constexpr std::array<std::array<GemmTileFn<T>, sizeof...(R)>, 2> gemm_tile_table(std::integer_sequence<int, R...>) {
+  return {{{&gemm_register_tile<Arch, T, R + 1, false>...}, {&gemm_register_tile<Arch, T, R + 1, true>...}}};
 }
 
-// Gather indices lane*stride for lanes [first, first + W), clamped to lane `last` so that no lane
-// reads outside the block; the clamped lanes are overwritten or zeroed by the caller.
-template <class Arch, class T>
-auto gemm_gather_index(int64_t first, int64_t last, int64_t stride) noexcept {
-  using Index = xsimd::batch<xsimd::as_integer_t<T>, Arch>;
-  alignas(64) xsimd::as_integer_t<T> lanes[Index::size];
-  for (int64_t l = 0; l < int64_t(Index::size); ++l) lanes[l] = xsimd::as_integer_t<T>(std::min(first + l, last) * stride);
-  return Index::load_aligned(lanes);
+// dst[k*W + c] = src[c*ld + k]: W rows of length kc side by side. Written as scalar loops because
+// GCC turns the unrolled c loop into an in-register transpose (vpermt2ps on AVX-512), which xsimd
+// 8.1 cannot express portably (its zip_lo/zip_hi stay within 128-bit lanes).
+template <class Arch, int W, class T>
+void gemm_transpose_panel(const T* __restrict src, int64_t ld, int64_t kc, T* __restrict dst) noexcept {
+  for (int64_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+    for (int c = 0; c < W; ++c) dst[k * W + c] = src[c * ld + k];
 }
 
-// Gathers address lanes with the index type's width: int32 for float.
-template <class T>
-bool gemm_gather_fits(int64_t lanes, int64_t stride) noexcept {
-  return lanes * stride < (int64_t(1) << (8 * sizeof(xsimd::as_integer_t<T>) - 2));
+// p[0:cols] = (accumulate ? p : 0) + part[0:cols], cols < W: the ragged right edge of C, where a
+// whole-batch store would write past the row. A fixed-trip loop, so GCC emits plain stores rather
+// than a memcpy call.
+template <class Arch, int W, class T>
+void gemm_store_part(T* p, const T* part, int64_t cols, bool accumulate) noexcept {
+#pragma GCC unroll 16
+  for (int q = 0; q < W; ++q)
+    if (q < cols) p[q] = accumulate ? p[q] + part[q] : part[q];
+}
+
+// Small path: columns go in whole batches of Arch, the rest in narrower batches, the last few as
+// scalars, so that no store needs a mask. Top, the dispatched arch, stays a template parameter so
+// that e.g. the avx2 code instantiated from the AVX-512 file is its own function.
+template <class Arch>
+struct GemmNarrower {
+  using type = void;
+};
+template <>
+struct GemmNarrower<xsimd::avx512bw> {
+  using type = xsimd::fma3<xsimd::avx2>;
+};
+template <>
+struct GemmNarrower<xsimd::fma3<xsimd::avx2>> {
+  using type = xsimd::sse2;
+};
+
+template <class Top, class T>
+inline constexpr int64_t gemm_small_rows = std::min(8, GemmTile<Top, T>::rows);  // independent FMA chains
+
+// rows (<= gemm_small_rows) x one batch of C, op(A) read in place. Rows past `rows` repeat the last
+// one (in bounds) and are not stored.
+template <class Top, class Arch, class T, bool TransA>
+void gemm_small_strip(int64_t rows, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+                      bool accumulate) noexcept {
+  using Batch = xsimd::batch<T, Arch>;
+  constexpr int64_t R = gemm_small_rows<Top, T>;
+  const T* row[R];
+  for (int64_t r = 0; r < R; ++r) row[r] = a + std::min(r, rows - 1) * (TransA ? 1 : lda);
+  Batch acc[R];
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < R; ++r) acc[r] = Batch(T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    const Batch bk = Batch::load_unaligned(b + k * ldb);
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) acc[r] = xsimd::fma(Batch(TransA ? row[r][k * lda] : row[r][k]), bk, acc[r]);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    T* p = c + r * ldc;
+    (accumulate ? acc[r] + Batch::load_unaligned(p) : acc[r]).store_unaligned(p);
+  }
+}
+
+// Columns [j, N) of the small path.
+template <class Top, class Arch, class T, bool TransA>
+void gemm_small_columns(int64_t M, int64_t N, int64_t j, int64_t K, const T* A, int64_t lda, const T* b, int64_t ldb,
+                        bool accumulate, T* C, int64_t ldc) noexcept {
+  const auto a_at = [&](int64_t i, int64_t k) { return TransA ? A[k * lda + i] : A[i * lda + k]; };
+  if constexpr (std::is_void_v<Arch>) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t q = j; q < N; ++q) {
+        T sum = 0;
+        for (int64_t k = 0; k < K; ++k)  // fused where the vector code is (std::fma is a libm call on sse2)
+          sum = std::is_same_v<Top, xsimd::sse2> ? sum + a_at(i, k) * b[k * ldb + q] : std::fma(a_at(i, k), b[k * ldb + q], sum);
+        C[i * ldc + q] = accumulate ? C[i * ldc + q] + sum : sum;
+      }
+  } else {
+    constexpr int64_t w = xsimd::batch<T, Arch>::size, R = gemm_small_rows<Top, T>;
+    for (; j + w <= N; j += w)
+      for (int64_t i = 0; i < M; i += R)
+        gemm_small_strip<Top, Arch, T, TransA>(std::min(R, M - i), K, TransA ? A + i : A + i * lda, lda, b + j, ldb, C + i * ldc + j,
+                                               ldc, accumulate);
+    if (j < N) gemm_small_columns<Top, typename GemmNarrower<Arch>::type, T, TransA>(M, N, j, K, A, lda, b, ldb,
+                                                                                     accumulate, C, ldc);
+  }
 }
 
 }  // namespace detail
@@ -140,25 +238,15 @@ GemmTileSize gemm_tile_size::operator()(Arch, const T*) const noexcept {
 template <class Arch, class T>
 void gemm_pack_a_kernel::operator()(Arch, bool trans, const T* a, int64_t lda, int64_t mc, int64_t kc,
                                     T* dst) const noexcept {
-  using Batch = xsimd::batch<T, Arch>;
-  constexpr int64_t mr = GemmTile<Arch, T>::rows, w = Batch::size;
-  for (int64_t i = 0; i < mc; i += mr, dst += mr * kc) {
+  constexpr int64_t mr = GemmTile<Arch, T>::rows;
+  for (int64_t i = 0; i < mc; i += mr) {
     const int64_t rows = std::min(mr, mc - i);
-    if (trans) {  // op(A)(i, k) = a[k*lda + i]: a panel row of MR values is contiguous in A
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t r = 0; r < rows; ++r) dst[k * mr + r] = a[k * lda + i + r];
-    } else if (detail::gemm_gather_fits<T>(mr, lda)) {
-      // A's rows run along k, the panel wants MR rows side by side: gather down the columns. The
-      // whole batches written past k*MR + rows land on the next k (rewritten next) or the slack.
-      constexpr int64_t gathers = (mr + w - 1) / w;
-      decltype(detail::gemm_gather_index<Arch, T>(0, 0, 0)) index[gathers];
-      for (int64_t g = 0; g < gathers; ++g) index[g] = detail::gemm_gather_index<Arch, T>(g * w, rows - 1, lda);
-      const T* src = a + i * lda;
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t g = 0; g < gathers; ++g) Batch::gather(src + k, index[g]).store_unaligned(dst + k * mr + g * w);
-    } else {
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = a[(i + r) * lda + k];
+    if (!trans) {
+      T* panel = dst + i * gemm_kc_max<T>;
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(a + (i + r) * lda, kc, panel + r * gemm_kc_max<T>);
+    } else {  // op(A)(i, k) = a[k*lda + i]: each k's panel row is MR contiguous values of A
+      T* panel = dst + i * kc;
+      for (int64_t k = 0; k < kc; ++k) std::copy_n(a + k * lda + i, rows, panel + k * mr);
     }
   }
 }
@@ -168,37 +256,38 @@ void gemm_pack_b_kernel::operator()(Arch, bool trans, const T* b, int64_t ldb, i
                                     T* dst) const noexcept {
   using Batch = xsimd::batch<T, Arch>;
   constexpr int64_t vecs = GemmTile<Arch, T>::vectors, w = Batch::size, nr = vecs * w;
-  for (int64_t j = 0; j < nc; j += nr, dst += nr * kc) {
-    const int64_t cols = std::min(nr, nc - j);
-    if (cols < nr) {  // last, partial panel: zero-pad so the kernel's padding lanes stay finite
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t c = 0; c < cols; ++c) dst[k * nr + c] = trans ? b[(j + c) * ldb + k] : b[k * ldb + j + c];
-        for (int64_t c = cols; c < nr; ++c) dst[k * nr + c] = T(0);
-      }
-    } else if (!trans) {  // a panel row is contiguous in B
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t v = 0; v < vecs; ++v) Batch::load_unaligned(b + k * ldb + j + v * w).store_aligned(dst + k * nr + v * w);
-    } else if (detail::gemm_gather_fits<T>(nr, ldb)) {  // B's rows run along k: gather down the columns
-      for (int64_t v = 0; v < vecs; ++v) {
-        const auto index = detail::gemm_gather_index<Arch, T>(v * w, nr - 1, ldb);
-        const T* src = b + j * ldb;
-        for (int64_t k = 0; k < kc; ++k) Batch::gather(src + k, index).store_aligned(dst + k * nr + v * w);
-      }
-    } else {
-      for (int64_t c = 0; c < nr; ++c)
-        for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = b[(j + c) * ldb + k];
+  const int64_t full = nc / nr * nr, cols = nc - full;
+  if (!trans) {
+    // Row by row, so B is read sequentially whatever its stride (a panel at a time would stride
+    // through a page per k and defeat the prefetchers).
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* row = b + k * ldb;
+      for (int64_t j = 0; j < full; j += nr)
+#pragma GCC unroll 4
+        for (int64_t v = 0; v < vecs; ++v)
+          Batch::load_unaligned(row + j + v * w).store_aligned(dst + j * kc + k * nr + v * w);
+    }
+  } else {
+    for (int64_t j = 0; j < full; j += nr) detail::gemm_transpose_panel<Arch, int(nr)>(b + j * ldb, ldb, kc, dst + j * kc);
+  }
+  if (cols > 0) {  // last, partial panel: zero-pad so that the kernel's spare lanes stay finite
+    T* panel = dst + full * kc;
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t c = 0; c < cols; ++c) panel[k * nr + c] = trans ? b[(full + c) * ldb + k] : b[k * ldb + full + c];
+      std::fill(panel + k * nr + cols, panel + (k + 1) * nr, T(0));
     }
   }
 }
 
 template <class Arch, class T>
-void gemm_micro_kernel::operator()(Arch, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb, T* c,
-                                   int64_t ldc, bool accumulate) const noexcept {
+void gemm_micro_kernel::operator()(Arch, bool trans_a, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb,
+                                   T* c, int64_t ldc, bool accumulate) const noexcept {
   constexpr int64_t mr = GemmTile<Arch, T>::rows, nr = GemmTile<Arch, T>::vectors * xsimd::batch<T, Arch>::size;
   static constexpr auto tiles = detail::gemm_tile_table<Arch, T>(std::make_integer_sequence<int, int(mr)>{});
-  for (int64_t i = 0; i < mc; i += mr, pa += mr * kc) {
-    const auto tile = tiles[std::min(mr, mc - i) - 1];
+  const int64_t panel_stride = mr * (trans_a ? kc : gemm_kc_max<T>);
+  for (int64_t i = 0; i < mc; i += mr, pa += panel_stride) {
     const int64_t rows = std::min(mr, mc - i);
+    const auto tile = tiles[!trans_a][rows - 1];
     const T* b = pb;
     for (int64_t j = 0; j < nc; j += nr, b += nr * kc) {
       T* cij = c + i * ldc + j;
@@ -211,10 +300,25 @@ void gemm_micro_kernel::operator()(Arch, int64_t mc, int64_t nc, int64_t kc, con
       // same way the kernel would (one rounding for accumulate).
       alignas(64) T part[mr * nr];
       tile(kc, pa, b, part, nr, false);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t q = 0; q < cols; ++q) cij[r * ldc + q] = accumulate ? cij[r * ldc + q] + part[r * nr + q] : part[r * nr + q];
+      for (int64_t r = 0; r < rows; ++r) detail::gemm_store_part<Arch, int(nr)>(cij + r * ldc, part + r * nr, cols, accumulate);
     }
   }
+}
+
+template <class Arch, class T>
+void gemm_small_kernel::operator()(Arch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                                   int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C,
+                                   int64_t ldc) const noexcept {
+  alignas(64) T bt[gemm_small_b_max];
+  if (trans_b) {  // rows of op(B) = columns of B: copy them out once rather than gather per row of C
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < N; ++j) bt[k * N + j] = B[j * ldb + k];
+    B = bt, ldb = N;
+  }
+  if (trans_a)
+    detail::gemm_small_columns<Arch, Arch, T, true>(M, N, 0, K, A, lda, B, ldb, accumulate, C, ldc);
+  else
+    detail::gemm_small_columns<Arch, Arch, T, false>(M, N, 0, K, A, lda, B, ldb, accumulate, C, ldc);
 }
 
 #define SEQGRAD_GEMM_INSTANTIATE(EXTERN, ARCH, T)                                                                   \
@@ -223,8 +327,11 @@ void gemm_micro_kernel::operator()(Arch, int64_t mc, int64_t nc, int64_t kc, con
       const noexcept;                                                                                               \
   EXTERN template void gemm_pack_b_kernel::operator()<ARCH, T>(ARCH, bool, const T*, int64_t, int64_t, int64_t, T*) \
       const noexcept;                                                                                               \
-  EXTERN template void gemm_micro_kernel::operator()<ARCH, T>(ARCH, int64_t, int64_t, int64_t, const T*, const T*,  \
-                                                               T*, int64_t, bool) const noexcept;
+  EXTERN template void gemm_micro_kernel::operator()<ARCH, T>(ARCH, bool, int64_t, int64_t, int64_t, const T*,      \
+                                                               const T*, T*, int64_t, bool) const noexcept;         \
+  EXTERN template void gemm_small_kernel::operator()<ARCH, T>(ARCH, bool, bool, int64_t, int64_t, int64_t,          \
+                                                               const T*, int64_t, const T*, int64_t, bool, T*,      \
+                                                               int64_t) const noexcept;
 
 #define SEQGRAD_GEMM_INSTANTIATE_ARCH(EXTERN, ARCH) \
   SEQGRAD_GEMM_INSTANTIATE(EXTERN, ARCH, float)     \

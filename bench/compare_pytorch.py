@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Side-by-side timing of seqgrad and PyTorch on the same workloads, in one go.
+
+Runs build/bench/bench_compare (Google Benchmark, JSON output) and the same workloads in PyTorch,
+interleaved, at 1 and 2 threads, and prints one table: workload, seqgrad time, PyTorch time
+(its faster thread setting), ratio. PyTorch is optional (Debian's python3-torch, run with
+/usr/bin/python3); without it the script says so and exits 0.
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the PyTorch side (this
+script re-executes itself without them), because they force slower kernels: we compare against
+PyTorch at its best.
+
+  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--repeats 3] [--quick]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+WORKLOADS = [  # (name, kind, cell, hidden)
+    ("tutorial 5 epochs", "tutorial", "rnn", 8),
+    ("RNN train step H=256", "train", "rnn", 256),
+    ("LSTM train step H=256", "train", "lstm", 256),
+    ("GRU train step H=256", "train", "gru", 256),
+    ("RNN train step H=512", "train", "rnn", 512),
+    ("LSTM train step H=512", "train", "lstm", 512),
+    ("GRU train step H=512", "train", "gru", 512),
+    ("RNN forward H=256", "infer", "rnn", 256),
+    ("LSTM forward H=256", "infer", "lstm", 256),
+    ("GRU forward H=256", "infer", "gru", 256),
+    ("RNN forward H=512", "infer", "rnn", 512),
+    ("LSTM forward H=512", "infer", "lstm", 512),
+    ("GRU forward H=512", "infer", "gru", 512),
+]
+BATCH, STEPS, INPUT = 64, 100, 64
+
+
+def seqgrad_name(kind, cell, hidden):
+    return f"BM_{kind}/{cell}/{hidden}" if kind != "tutorial" else "BM_tutorial"
+
+
+# ---------------------------------------------------------------- PyTorch side (child process)
+def torch_worker(threads, names, repeats, quick):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cells = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+    results = {}
+
+    def best_of(fn, reps):
+        fn()  # warm-up
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    for name, kind, cell, hidden in WORKLOADS:
+        if name not in names:
+            continue
+        if kind == "tutorial":
+            # 100 sequences x 10 steps x 5 features, RNN(8), per-step Linear(8, 1), BCE-with-logits,
+            # Adam, batch 10, 5 epochs: the example trainer's workload.
+            x = torch.rand(100, 10, 5) * 2 - 1
+            y = (torch.rand(100, 10, 1) > 0.5).float()
+
+            def run():
+                rnn, head = torch.nn.RNN(5, 8, batch_first=True), torch.nn.Linear(8, 1)
+                opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=0.01)
+                loss_fn = torch.nn.BCEWithLogitsLoss()
+                for _ in range(5):
+                    for b in range(0, 100, 10):
+                        out, _ = rnn(x[b:b + 10])
+                        loss = loss_fn(head(out), y[b:b + 10])
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+            results[name] = best_of(run, repeats)
+            continue
+        model = cells[cell](INPUT, hidden, batch_first=True)
+        head = torch.nn.Linear(hidden, 1)
+        x = torch.randn(BATCH, STEPS if not quick else 10, INPUT)
+        target = torch.randn(BATCH, x.shape[1], 1)
+        if kind == "train":
+            opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=1e-3)
+
+            def run():
+                out, _ = model(x)
+                loss = torch.nn.functional.mse_loss(head(out), target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        else:
+            def run():
+                with torch.no_grad():
+                    model(x)
+        results[name] = best_of(run, repeats)
+    print(json.dumps(results))
+
+
+# ---------------------------------------------------------------- seqgrad side
+def run_seqgrad(binary, threads, names, repeats):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    wanted = [seqgrad_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
+    filt = "^(" + "|".join(w.replace("/", "/") for w in wanted) + ")$"
+    out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
+                          f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    times = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+        t = b["real_time"] * scale
+        key = b["run_name"]
+        times[key] = min(times.get(key, t), t)
+    return {n: times[seqgrad_name(k, c, h)] for n, k, c, h in WORKLOADS if seqgrad_name(k, c, h) in times}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default="", help="substring filter on workload names")
+    ap.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    names = [w[0] for w in WORKLOADS if args.only.lower() in w[0].lower()]
+
+    if args.torch_worker:
+        torch_worker(int(args.torch_worker[0]), json.loads(args.torch_worker[1]), args.repeats, args.quick)
+        return 0
+
+    binary = os.path.join(args.build, "bench", "bench_compare")
+    if not os.path.exists(binary):
+        print(f"{binary} not found: build first (bash scripts/build.sh)", file=sys.stderr)
+        return 1
+    try:
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
+    except subprocess.CalledProcessError:
+        print("PyTorch is not available to this interpreter (apt-get install python3-torch, run with "
+              "/usr/bin/python3): nothing to compare against.")
+        return 0
+
+    torch_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    ours, theirs = {}, {}
+    for threads in (1, 2):  # interleaved: seqgrad, PyTorch, at each thread count
+        ours[threads] = run_seqgrad(binary, threads, names, args.repeats)
+        out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
+                              "--torch-worker", str(threads), json.dumps(names)] + (["--quick"] if args.quick else []),
+                             env=torch_env, check=True, capture_output=True, text=True).stdout
+        theirs[threads] = json.loads(out)
+
+    print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
+          f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.\n")
+    header = f"| {'workload':<24} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} | {'speed-up 2T':>11} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for n in names:
+        if n not in ours[1] or n not in theirs[1]:
+            continue
+        t1, t2 = ours[1][n], ours[2][n]
+        pt = min(theirs[1][n], theirs[2][n])
+        pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
+        print(f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+              f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+// DataLoader: mini-batches of a SequenceDataset, padded to the batch's longest sequence, with the
+// lengths vector the recurrent layers take and seeded shuffling per epoch.
+//
+//   DataLoader loader(data, {.batch_size = 32, .shuffle = true, .seed = 7});
+//   for (int epoch = 0; epoch < 10; ++epoch)
+//     for (const Batch& b : loader.epoch()) {         // draws this epoch's order, then yields batches
+//       auto out = lstm.forward(b.x, {}, b.lengths);  // b.x (B, T, input_size), T = longest in batch
+//       Tensor loss = masked_mse_loss(head.forward(out.output), b.y, b.lengths);
+//       ...
+//     }
+//
+// Shuffling draws a fresh permutation from the loader's Generator at the start of each epoch
+// (Fisher-Yates with Generator::below), so the order of epoch k depends only on the seed and k.
+// To resume a run bit-identically, checkpoint generator().state() at an epoch boundary
+// (io/checkpoint.h does this when the loader's generator is listed) and restore it before the
+// next epoch(). Padded steps hold pad_value in x and y; the recurrent layers and the masked
+// losses (layers/masking.h) ignore them given the lengths.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "io/csv_dataset.h"
+
+namespace seqgrad::io {
+
+struct Batch {
+  Tensor x;                      // (B, T, input_size), or (T, B, input_size) if !batch_first
+  Tensor y;                      // (B, T, label_size), or (T, B, label_size)
+  std::vector<int64_t> lengths;  // B real lengths; T = max(lengths)
+  std::vector<size_t> indices;   // which dataset sequences, in batch order
+  int64_t size() const { return int64_t(lengths.size()); }
+};
+
+struct DataLoaderOptions {
+  int64_t batch_size = 32;  // >= 1
+  bool shuffle = true;
+  bool drop_last = false;   // drop a final batch smaller than batch_size
+  bool batch_first = true;  // the recurrent layers' default
+  uint64_t seed = 0;
+  double pad_value = 0;
+};
+
+class DataLoader {
+ public:
+  // Keeps a reference: the dataset must outlive the loader.
+  DataLoader(const SequenceDataset& data, DataLoaderOptions options = {});
+
+  // Batches per epoch.
+  size_t size() const;
+  // Starts the next epoch: draws a new order if shuffling (advancing the generator).
+  void start_epoch();
+  // Batch i (< size()) of the current epoch's order.
+  Batch batch(size_t i) const;
+  // The sequences in `indices`, padded and stacked (any indices, any order).
+  Batch collate(const std::vector<size_t>& indices) const;
+
+  // start_epoch(), then the epoch's batches, built on demand: for (const Batch& b : loader.epoch()).
+  class Range;
+  Range epoch();
+
+  const std::vector<size_t>& order() const { return order_; }
+  Generator& generator() { return gen_; }
+  const DataLoaderOptions& options() const { return options_; }
+
+ private:
+  const SequenceDataset& data_;
+  DataLoaderOptions options_;
+  Generator gen_;
+  std::vector<size_t> order_;
+};
+
+class DataLoader::Range {
+ public:
+  class Iterator {
+   public:
+    Iterator(const DataLoader* loader, size_t i) : loader_(loader), i_(i) {}
+    Batch operator*() const { return loader_->batch(i_); }
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const DataLoader* loader_;
+    size_t i_;
+  };
+  explicit Range(const DataLoader* loader) : loader_(loader) {}
+  Iterator begin() const { return {loader_, 0}; }
+  Iterator end() const { return {loader_, loader_->size()}; }
+
+ private:
+  const DataLoader* loader_;
+};
+
+}  // namespace seqgrad::io

@@ -1,0 +1,48 @@
+#include "layers/gru.h"
+
+#include "autograd/ops.h"
+
+namespace seqgrad {
+
+namespace detail {
+// 13 ops (14 with the loop's select). r and z come from one sigmoid over the summed (B, 3H)
+// pre-activations (the n block's is unused); n needs the input and hidden halves apart because r
+// multiplies only the hidden one.
+Tensor gru_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh) {
+  int64_t H = h.size(-1);
+  Tensor hp = linear(h, w_hh, b_hh);  // (B, 3H): W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn
+  Tensor rz = sigmoid(add(xp, hp));
+  Tensor r = slice(rz, 1, 0, H), z = slice(rz, 1, H, 2 * H);
+  Tensor n = tanh(add(slice(xp, 1, 2 * H, 3 * H), mul(r, slice(hp, 1, 2 * H, 3 * H))));
+  return add(n, mul(z, sub(h, n)));  // (1 - z) * n + z * h
+}
+}  // namespace detail
+
+GRU::GRU(const GRUOptions& o)
+    : RecurrentBase({.name = "GRU",
+                     .kind = detail::CellKind::gru,
+                     .input_size = o.input_size,
+                     .hidden_size = o.hidden_size,
+                     .num_layers = o.num_layers,
+                     .bias = o.bias,
+                     .batch_first = o.batch_first,
+                     .dropout = o.dropout,
+                     .bidirectional = o.bidirectional,
+                     .dtype = o.dtype,
+                     .seed = o.seed}),
+      options_(o) {}
+
+RNNOutput GRU::forward(const Tensor& x, const Tensor& h0, std::span<const int64_t> lengths) {
+  LSTMOutput r = run(x, h0, {}, lengths);
+  return {r.output, r.h_n};
+}
+
+GRUCell::GRUCell(const GRUCellOptions& o)
+    : CellBase("GRUCell", detail::CellKind::gru, o.input_size, o.hidden_size, o.bias, o.dtype, o.seed), options_(o) {}
+
+Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const {
+  Tensor xp = project(x);
+  return detail::gru_step(xp, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_);
+}
+
+}  // namespace seqgrad

@@ -1,0 +1,203 @@
+#include "layers/recurrent.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "autograd/ops.h"
+#include "layers/dropout.h"
+
+namespace seqgrad {
+
+Tensor detach_state(const Tensor& h) { return h.defined() ? h.detach() : h; }
+LSTMState detach_state(const LSTMState& s) { return {detach_state(s.h), detach_state(s.c)}; }
+
+namespace detail {
+
+int gate_count(CellKind kind) {
+  switch (kind) {
+    case CellKind::lstm: return 4;
+    case CellKind::gru: return 3;
+    default: return 1;
+  }
+}
+
+namespace {
+// Every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), PyTorch's reset_parameters().
+Tensor init_uniform(const Shape& s, int64_t hidden, Generator& gen, DType dtype) {
+  double k = 1.0 / std::sqrt(double(hidden));
+  return uniform(s, -k, k, gen, dtype);
+}
+
+std::string layout(bool batch_first) { return batch_first ? "(batch, seq, feature)" : "(seq, batch, feature)"; }
+}  // namespace
+
+// ---------------------------------------------------------------- sequence layers
+RecurrentBase::RecurrentBase(const RecurrentConfig& c) : cfg_(c), dropout_gen_(c.seed ^ 0x2545f4914f6cdd1dULL) {
+  if (c.input_size <= 0 || c.hidden_size <= 0 || c.num_layers <= 0)
+    throw std::invalid_argument(fmt::format("{}: input_size, hidden_size and num_layers must be positive, got {}, {}, {}",
+                                            c.name, c.input_size, c.hidden_size, c.num_layers));
+  if (!(c.dropout >= 0.0 && c.dropout <= 1.0))
+    throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1], got {}", c.name, c.dropout));
+  Generator gen(c.seed);
+  int D = c.bidirectional ? 2 : 1;
+  int64_t H = c.hidden_size, GH = gate_count(c.kind) * H;
+  // PyTorch's order: per layer, per direction: weight_ih, weight_hh, bias_ih, bias_hh.
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (int d = 0; d < D; ++d) {
+      std::string suffix = fmt::format("_l{}{}", l, d ? "_reverse" : "");
+      int64_t in = l == 0 ? c.input_size : D * H;
+      w_ih_.push_back(register_parameter("weight_ih" + suffix, init_uniform({GH, in}, H, gen, c.dtype)));
+      w_hh_.push_back(register_parameter("weight_hh" + suffix, init_uniform({GH, H}, H, gen, c.dtype)));
+      b_ih_.push_back(c.bias ? register_parameter("bias_ih" + suffix, init_uniform({GH}, H, gen, c.dtype)) : Tensor());
+      b_hh_.push_back(c.bias ? register_parameter("bias_hh" + suffix, init_uniform({GH}, H, gen, c.dtype)) : Tensor());
+    }
+}
+
+LSTMState RecurrentBase::step(int i, const Tensor& xp, const LSTMState& s) const {
+  switch (cfg_.kind) {
+    case CellKind::rnn_tanh: return {rnn_step(xp, s.h, w_hh_[i], b_hh_[i], false), {}};
+    case CellKind::rnn_relu: return {rnn_step(xp, s.h, w_hh_[i], b_hh_[i], true), {}};
+    case CellKind::lstm: return lstm_step(xp, s, w_hh_[i], b_hh_[i]);
+    case CellKind::gru: return {gru_step(xp, s.h, w_hh_[i], b_hh_[i]), {}};
+  }
+  return {};
+}
+
+void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch) const {
+  if (!s.defined()) return;
+  int64_t LD = cfg_.num_layers * (cfg_.bidirectional ? 2 : 1);
+  Shape expected{LD, batch, cfg_.hidden_size};
+  if (s.shape() != expected)
+    throw std::invalid_argument(fmt::format(
+        "{}: {} must have shape {} (num_layers * num_directions, batch, hidden_size), got {}", cfg_.name, what, expected,
+        s.shape()));
+  if (s.dtype() != w_ih_[0].dtype())
+    throw std::invalid_argument(
+        fmt::format("{}: {} is {} but the parameters are {}", cfg_.name, what, s.dtype(), w_ih_[0].dtype()));
+}
+
+LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths) {
+  const char* name = cfg_.name;
+  if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name));
+  if (x.rank() != 3)
+    throw std::invalid_argument(
+        fmt::format("{}: input must have 3 dimensions {}, got {}", name, layout(cfg_.batch_first), x.shape()));
+  if (x.size(2) != cfg_.input_size)
+    throw std::invalid_argument(fmt::format("{}: input.size(-1) must be equal to input_size. Expected {}, got {} (input {})",
+                                            name, cfg_.input_size, x.size(2), x.shape()));
+  if (x.dtype() != w_ih_[0].dtype())
+    throw std::invalid_argument(fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name,
+                                            x.dtype(), w_ih_[0].dtype()));
+  const int time_axis = cfg_.batch_first ? 1 : 0;
+  const int64_t B = x.size(1 - time_axis), T = x.size(time_axis), H = cfg_.hidden_size;
+  if (B == 0 || T == 0)
+    throw std::invalid_argument(fmt::format("{}: input {} {} has no batch or no steps", name, x.shape(), layout(cfg_.batch_first)));
+  const bool is_lstm = cfg_.kind == CellKind::lstm;
+  check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
+  if (is_lstm) check_state(c0, "c0", B);
+
+  // Masks for the steps where some sequences have ended: m = [t < length], keep = 1 - m.
+  // Steps before min(lengths) need none; steps from max(lengths) on are skipped entirely.
+  int64_t max_len = T, min_len = T;
+  std::vector<Tensor> mask(T), keep(T);
+  if (!lengths.empty()) {
+    if (int64_t(lengths.size()) != B)
+      throw std::invalid_argument(
+          fmt::format("{}: lengths has {} entries but the batch has {} sequences", name, lengths.size(), B));
+    for (size_t b = 0; b < lengths.size(); ++b)
+      if (lengths[b] < 1 || lengths[b] > T)
+        throw std::invalid_argument(fmt::format("{}: lengths[{}] = {} is out of range [1, {}] for an input of {} steps",
+                                                name, b, lengths[b], T, T));
+    auto [lo, hi] = std::minmax_element(lengths.begin(), lengths.end());
+    min_len = *lo;
+    max_len = *hi;
+    for (int64_t t = min_len; t < max_len; ++t) {
+      std::vector<double> m(B);
+      for (int64_t b = 0; b < B; ++b) m[b] = t < lengths[b] ? 1.0 : 0.0;
+      mask[t] = from_vector(m, {B, 1}, x.dtype());
+      keep[t] = add(mul(mask[t], -1.0), 1.0);
+    }
+  }
+
+  const int D = cfg_.bidirectional ? 2 : 1;
+  const Tensor zero_state = zeros({B, H}, x.dtype());
+  std::vector<Tensor> h_n, c_n;
+  Tensor input = x;
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    if (l > 0) input = dropout(input, cfg_.dropout, dropout_gen_, is_training());
+    std::vector<Tensor> dir_out;
+    for (int d = 0; d < D; ++d) {
+      int i = int(l * D + d);
+      Tensor proj = linear(input, w_ih_[i], b_ih_[i]);  // (B, T, G*H) or (T, B, G*H)
+      LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
+      if (is_lstm) s.c = c0.defined() ? select(c0, 0, i) : zero_state;
+      std::vector<Tensor> outs(T, zero_state);  // padding beyond max_len stays zero
+      for (int64_t k = 0; k < T; ++k) {
+        int64_t t = d == 0 ? k : T - 1 - k;
+        if (t >= max_len) continue;
+        LSTMState next = step(i, select(proj, time_axis, t), s);
+        if (mask[t].defined()) {
+          next.h = mul(next.h, mask[t]);  // the output: zero on padding
+          outs[t] = next.h;
+          next.h = add(next.h, mul(s.h, keep[t]));
+          if (is_lstm) next.c = add(mul(next.c, mask[t]), mul(s.c, keep[t]));
+        } else {
+          outs[t] = next.h;
+        }
+        s = next;
+      }
+      h_n.push_back(s.h);
+      if (is_lstm) c_n.push_back(s.c);
+      // Concatenating the (B, H) steps along batch_first's axis 1 gives (B, T*H); time-major, axis 0 gives (T*B, H).
+      Tensor out = concat(outs, time_axis == 1 ? 1 : 0);
+      dir_out.push_back(reshape(out, cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H}));
+    }
+    input = D == 1 ? dir_out[0] : concat(dir_out, 2);
+  }
+  return {input, stack(h_n, 0), is_lstm ? stack(c_n, 0) : Tensor()};
+}
+
+// ---------------------------------------------------------------- cells
+CellBase::CellBase(const char* name, CellKind kind, int64_t input_size, int64_t hidden_size, bool bias, DType dtype,
+                   uint64_t seed)
+    : name_(name), input_size_(input_size), hidden_size_(hidden_size) {
+  if (input_size <= 0 || hidden_size <= 0)
+    throw std::invalid_argument(
+        fmt::format("{}: input_size and hidden_size must be positive, got {} and {}", name, input_size, hidden_size));
+  Generator gen(seed);
+  int64_t GH = gate_count(kind) * hidden_size;
+  w_ih_ = register_parameter("weight_ih", init_uniform({GH, input_size}, hidden_size, gen, dtype));
+  w_hh_ = register_parameter("weight_hh", init_uniform({GH, hidden_size}, hidden_size, gen, dtype));
+  if (bias) {
+    b_ih_ = register_parameter("bias_ih", init_uniform({GH}, hidden_size, gen, dtype));
+    b_hh_ = register_parameter("bias_hh", init_uniform({GH}, hidden_size, gen, dtype));
+  }
+}
+
+Tensor CellBase::project(const Tensor& x) const {
+  if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name_));
+  if (x.rank() != 2 || x.size(1) != input_size_)
+    throw std::invalid_argument(
+        fmt::format("{}: input must have shape (batch, {}) (input_size = {}), got {}", name_, input_size_, input_size_, x.shape()));
+  if (x.dtype() != w_ih_.dtype())
+    throw std::invalid_argument(
+        fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name_, x.dtype(), w_ih_.dtype()));
+  return linear(x, w_ih_, b_ih_);
+}
+
+Tensor CellBase::state_or_zeros(const Tensor& s, const char* what, int64_t batch) const {
+  if (!s.defined()) return zeros({batch, hidden_size_}, w_ih_.dtype());
+  Shape expected{batch, hidden_size_};
+  if (s.shape() != expected)
+    throw std::invalid_argument(
+        fmt::format("{}: {} must have shape {} (batch, hidden_size), got {}", name_, what, expected, s.shape()));
+  if (s.dtype() != w_ih_.dtype())
+    throw std::invalid_argument(fmt::format("{}: {} is {} but the parameters are {}", name_, what, s.dtype(), w_ih_.dtype()));
+  return s;
+}
+
+}  // namespace detail
+}  // namespace seqgrad

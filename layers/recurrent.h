@@ -1,0 +1,112 @@
+// What RNN, LSTM and GRU share: their results, the state-detaching helpers for truncated BPTT, and
+// (in detail::) the one time loop all three sequence layers run. The per-step equations live in
+// rnn.h, lstm.h and gru.h. Nothing here has a backward: the loop calls ordinary tape ops, so the T
+// unrolled steps are on the tape and backprop through time is the tape's ordinary reverse sweep.
+//
+// The loop (per layer l and direction d; D = 2 if bidirectional):
+//   P     = linear(input, W_ih, b_ih)           one (B*T, I) x (I, G*H) product before the loop
+//   s_t   = cell(select(P, time, t), s_{t-1})   t = 0..T-1 (reverse direction: T-1..0)
+//   input of layer l+1 = dropout(concat over directions of the h_t's)   (training, p > 0)
+// With lengths, step t of sequence b is padding when t >= lengths[b]: there the state is carried
+// unchanged, s_t = m * cell(...) + (1 - m) * s_{t-1} with m = [t < lengths[b]], and the output
+// is m * h_t = 0. So h_n is each sequence's state at its own last step, and the reverse direction
+// starts at step lengths[b]-1 from h0, exactly as PyTorch's packed sequences.
+//
+// Truncated BPTT (stateful training): run a long sequence in chunks and carry the final state into
+// the next chunk, detached, so each backward() stops at the chunk boundary:
+//   LSTMState state;                                     // zeros
+//   for (auto& chunk : chunks) {
+//     auto out = lstm.forward(chunk, detach_state(state)); state = out.state();
+//     loss(out.output).backward(); opt.step(); lstm.zero_grad();
+//   }
+// Without detach_state the second chunk's forward throws: its state was computed on a tape that
+// backward() already freed ("... detach() it to carry it into a new step (truncated BPTT)").
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace seqgrad {
+
+// (output (B, T, D*H) batch_first or (T, B, D*H), h_n (num_layers*D, B, H)).
+struct RNNOutput {
+  Tensor output;
+  Tensor h_n;
+};
+
+// An LSTM's state: hidden h and cell c, each (B, H) for a cell or (num_layers*D, B, H) for a
+// sequence layer. An undefined h or c means zeros.
+struct LSTMState {
+  Tensor h;
+  Tensor c;
+};
+
+struct LSTMOutput {
+  Tensor output;
+  Tensor h_n;
+  Tensor c_n;
+  LSTMState state() const { return {h_n, c_n}; }
+};
+
+// Same values, no history: the carried state of truncated BPTT. Undefined stays undefined.
+Tensor detach_state(const Tensor& h);
+LSTMState detach_state(const LSTMState& s);
+
+namespace detail {
+
+enum class CellKind : uint8_t { rnn_tanh, rnn_relu, lstm, gru };
+int gate_count(CellKind kind);  // G: 1, 1, 4, 3
+
+// One step from the input projection xp = x W_ih^T + b_ih (B, G*H) and the previous state.
+// Defined in rnn.cpp, lstm.cpp, gru.cpp next to their equations. b_hh may be undefined (no bias).
+Tensor rnn_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh, bool relu);
+LSTMState lstm_step(const Tensor& xp, const LSTMState& s, const Tensor& w_hh, const Tensor& b_hh);
+Tensor gru_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh);
+
+struct RecurrentConfig {
+  const char* name;  // "RNN", "LSTM", "GRU": prefixes every error message
+  CellKind kind;
+  int64_t input_size, hidden_size, num_layers;
+  bool bias, batch_first;
+  double dropout;
+  bool bidirectional;
+  DType dtype;
+  uint64_t seed;
+};
+
+// The sequence layers' shared body: parameters weight_ih_l{k}[_reverse] etc. and the time loop.
+class RecurrentBase : public Module {
+ protected:
+  explicit RecurrentBase(const RecurrentConfig& config);
+  // c0 is only read for LSTM; c_n is undefined for the others.
+  LSTMOutput run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths);
+
+ private:
+  LSTMState step(int index, const Tensor& xp, const LSTMState& s) const;
+  void check_state(const Tensor& s, const char* what, int64_t batch) const;
+
+  RecurrentConfig cfg_;
+  std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction
+  Generator dropout_gen_;
+};
+
+// The cells' shared body: parameters weight_ih, weight_hh, bias_ih, bias_hh and input checks.
+class CellBase : public Module {
+ protected:
+  CellBase(const char* name, CellKind kind, int64_t input_size, int64_t hidden_size, bool bias, DType dtype,
+           uint64_t seed);
+  // Checks x (B, input_size) and returns x W_ih^T + b_ih.
+  Tensor project(const Tensor& x) const;
+  // Checks a state against (B, hidden_size); an undefined one becomes zeros.
+  Tensor state_or_zeros(const Tensor& s, const char* what, int64_t batch) const;
+
+  const char* name_;
+  int64_t input_size_, hidden_size_;
+  Tensor w_ih_, w_hh_, b_ih_, b_hh_;
+};
+
+}  // namespace detail
+}  // namespace seqgrad

@@ -1,0 +1,46 @@
+#include "layers/rnn.h"
+
+#include "autograd/ops.h"
+
+namespace seqgrad {
+
+namespace detail {
+// h' = act(xp + h W_hh^T + b_hh): 3 ops.
+Tensor rnn_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh, bool use_relu) {
+  Tensor pre = add(xp, linear(h, w_hh, b_hh));
+  return use_relu ? relu(pre) : tanh(pre);
+}
+}  // namespace detail
+
+RNN::RNN(const RNNOptions& o)
+    : RecurrentBase({.name = "RNN",
+                     .kind = o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh,
+                     .input_size = o.input_size,
+                     .hidden_size = o.hidden_size,
+                     .num_layers = o.num_layers,
+                     .bias = o.bias,
+                     .batch_first = o.batch_first,
+                     .dropout = o.dropout,
+                     .bidirectional = o.bidirectional,
+                     .dtype = o.dtype,
+                     .seed = o.seed}),
+      options_(o) {}
+
+RNNOutput RNN::forward(const Tensor& x, const Tensor& h0, std::span<const int64_t> lengths) {
+  LSTMOutput r = run(x, h0, {}, lengths);
+  return {r.output, r.h_n};
+}
+
+RNNCell::RNNCell(const RNNCellOptions& o)
+    : CellBase("RNNCell",
+               o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh,
+               o.input_size, o.hidden_size, o.bias, o.dtype, o.seed),
+      options_(o) {}
+
+Tensor RNNCell::forward(const Tensor& x, const Tensor& h) const {
+  Tensor xp = project(x);
+  return detail::rnn_step(xp, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_,
+                          options_.nonlinearity == Nonlinearity::relu);
+}
+
+}  // namespace seqgrad

@@ -1,0 +1,70 @@
+// After an optimizer's first step, step(), clip_grad_norm, clip_grad_value and the schedulers'
+// step() allocate nothing: counted by replacing the global operator new (for this test binary)
+// with a counting forwarder to malloc. Only counted while a Counting guard is alive on the
+// calling thread, so the replacement changes nothing for other tests.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <new>
+
+#include "autograd/seqgrad.h"
+#include "optim/optim.h"
+
+namespace {
+thread_local bool g_counting = false;
+thread_local int64_t g_allocations = 0;
+
+struct Counting {
+  Counting() {
+    g_allocations = 0;
+    g_counting = true;
+  }
+  ~Counting() { g_counting = false; }
+  int64_t count() const { return g_allocations; }
+};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace seqgrad;
+using namespace seqgrad::optim;
+
+TEST_CASE("optimizer steps, clipping and schedulers allocate nothing after the first step", "[optim][alloc]") {
+  using Make = std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)>;
+  std::vector<std::pair<const char*, Make>> makers{
+      {"SGD nesterov", [](auto ps) { return std::make_unique<SGD>(ps, SGDOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true}); }},
+      {"Adam amsgrad", [](auto ps) { return std::make_unique<Adam>(ps, AdamOptions{.weight_decay = 0.1, .amsgrad = true}); }},
+      {"AdamW", [](auto ps) { return std::make_unique<AdamW>(ps); }},
+      {"RMSprop centered momentum",
+       [](auto ps) { return std::make_unique<RMSprop>(ps, RMSpropOptions{.momentum = 0.5, .centered = true}); }},
+      {"Adagrad", [](auto ps) { return std::make_unique<Adagrad>(ps, AdagradOptions{.lr_decay = 0.1}); }},
+  };
+  for (auto& [name, make] : makers) {
+    INFO(name);
+    Generator gen(1);
+    // float32 and float64, one long enough for the threaded path.
+    std::vector<Tensor> ps{uniform({5, 7}, -1, 1, gen).requires_grad_(),
+                           uniform({100000}, -1, 1, gen, DType::f64).requires_grad_()};
+    for (auto& p : ps) p.set_grad(uniform(p.shape(), -1, 1, gen, p.dtype()));
+    auto opt = make(ps);
+    StepLR sched(*opt, {.step_size = 2});
+    opt->step();  // allocates the state
+    Counting counting;
+    for (int i = 0; i < 3; ++i) {
+      clip_grad_norm(ps, 0.5);
+      clip_grad_value(ps, 0.01);
+      opt->step();
+      sched.step();
+    }
+    opt->zero_grad(false);
+    CHECK(counting.count() == 0);
+  }
+}
