@@ -13,6 +13,7 @@
 
 #include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm.h"
+#include "autograd/kernels/parallel.h"
 #include "autograd/tape.h"
 
 namespace seqgrad {
@@ -201,11 +202,10 @@ Tensor binary_op(Op op, const Tensor& a, const Tensor& b) {
     int64_t n = p.inner(), rows = p.rows();
     int64_t sa = p.rank ? p.stride[1][p.rank - 1] : 0, sb = p.rank ? p.stride[2][p.rank - 1] : 0;
     if (p.rank == 0) sa = sb = 0;
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n >= (1 << 16))
-    for (int64_t row = 0; row < rows; ++row) {
+    k::parallel_for(rows, rows > 1 && rows * n >= (1 << 16), [&](int64_t row) {
       auto off = p.offsets(row);
       k::binary(binary_kind(op), ptr<T>(y) + off[0], ptr<T>(a) + off[1], sa, ptr<T>(b) + off[2], sb, n);
-    }
+    });
   });
   if (recording(name, {&a, &b})) record({.op = op, .in = {a, b}, .out = y});
   return y;
@@ -403,11 +403,10 @@ template <class T>
 void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
   constexpr int64_t kCols = 256;
   int64_t blocks = (O + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) if (blocks > 1 && R * O >= (1 << 16))
-  for (int64_t c = 0; c < blocks; ++c) {
+  k::parallel_for(blocks, blocks > 1 && R * O >= (1 << 16), [&](int64_t c) {
     int64_t c0 = c * kCols, w = std::min(O, c0 + kCols) - c0;
     for (int64_t r = 0; r < R; ++r) k::axpy(db + c0, T(1), g + r * O + c0, w);
-  }
+  });
 }
 }  // namespace
 

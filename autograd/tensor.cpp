@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <numbers>
+#include <unordered_map>
 
 #include "autograd/kernels/elementwise.h"
 #include "autograd/ops.h"
@@ -12,13 +13,67 @@
 
 namespace seqgrad {
 
-Storage::Storage(size_t n) : data(nullptr), bytes(n) {
-  // aligned_alloc wants a multiple of the alignment; zero-size tensors still get a valid pointer.
-  size_t padded = std::max<size_t>(64, (n + 63) / 64 * 64);
-  data = std::aligned_alloc(64, padded);
-  if (!data) throw std::bad_alloc();
+namespace {
+
+// Recycles tensor buffers by exact size (rounded to 64 bytes). A training step allocates the same
+// sizes every iteration, so from the second step on no buffer comes from malloc: that was the
+// largest cost of the small models' steps. Per thread, so no locking; a buffer freed on another
+// thread simply joins that thread's pool.
+class BufferPool {
+ public:
+  static constexpr size_t kMaxCached = size_t(1) << 30;
+
+  ~BufferPool() {
+    release();
+    alive_ = false;
+  }
+  static bool alive() { return alive_; }
+
+  void* get(size_t bytes) {
+    auto it = free_.find(bytes);
+    if (it != free_.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      cached_ -= bytes;
+      return p;
+    }
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void put(void* p, size_t bytes) {
+    if (cached_ + bytes > kMaxCached) return std::free(p);
+    free_[bytes].push_back(p);
+    cached_ += bytes;
+  }
+  void release() {
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
+
+ private:
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+  static thread_local bool alive_;
+};
+thread_local bool BufferPool::alive_ = true;
+thread_local BufferPool g_pool;
+
+size_t padded_size(size_t n) { return std::max<size_t>(64, (n + 63) / 64 * 64); }
+
+}  // namespace
+
+Storage::Storage(size_t n) : data(g_pool.get(padded_size(n))), bytes(n) {}
+Storage::~Storage() {
+  if (BufferPool::alive())
+    g_pool.put(data, padded_size(bytes));
+  else
+    std::free(data);
 }
-Storage::~Storage() { std::free(data); }
+
+void release_cached_memory() { g_pool.release(); }
 
 // ---- Generator: xoshiro256** seeded through splitmix64, as its authors recommend.
 Generator::Generator(uint64_t seed) {

@@ -22,7 +22,8 @@
 
 namespace seqgrad {
 
-// Owned, 64-byte aligned, uninitialised bytes.
+// Owned, 64-byte aligned, uninitialised bytes. Freed buffers are kept per thread for reuse by
+// the next buffer of the same size (up to 1 GiB in all); release_cached_memory() returns them.
 struct Storage {
   explicit Storage(size_t bytes);
   ~Storage();
@@ -31,6 +32,8 @@ struct Storage {
   void* data;
   size_t bytes;
 };
+
+void release_cached_memory();
 
 class Tensor;
 

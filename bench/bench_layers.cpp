@@ -82,13 +82,15 @@ int register_all() {
       benchmark::RegisterBenchmark((std::string(name) + "/train" + suffix).c_str(), bm_train, kind, 64, 100, 64, hidden)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-      benchmark::RegisterBenchmark((std::string(name) + "/forward" + suffix).c_str(), bm_forward, kind, 64, 100, 64, hidden)
+      benchmark::RegisterBenchmark((std::string(name) + "/forward" + suffix).c_str(), bm_forward, kind, 64, 100, 64,
+                                   hidden)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
   // The tutorial's model: one batch of 25 and the whole set of 100 sequences per iteration.
   for (int64_t batch : {25, 100})
-    benchmark::RegisterBenchmark(("tiny/RNN/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::rnn, batch, 10, 5, 8)
+    benchmark::RegisterBenchmark(("tiny/RNN/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::rnn, batch, 10,
+                                 5, 8)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
   return 0;

@@ -38,7 +38,10 @@ BATCH, STEPS, INPUT = 64, 100, 64
 
 
 def seqgrad_name(kind, cell, hidden):
-    return f"BM_{kind}/{cell}/{hidden}" if kind != "tutorial" else "BM_tutorial"
+    """The Google Benchmark run name of a workload in bench/bench_compare.cpp."""
+    if kind == "tutorial":
+        return "BM_tutorial/real_time"
+    return f"BM_{kind}/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/real_time"
 
 
 # ---------------------------------------------------------------- PyTorch side (child process)
@@ -105,7 +108,7 @@ def torch_worker(threads, names, repeats, quick):
 def run_seqgrad(binary, threads, names, repeats):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     wanted = [seqgrad_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
-    filt = "^(" + "|".join(w.replace("/", "/") for w in wanted) + ")$"
+    filt = "^(" + "|".join(w.removesuffix("/real_time") for w in wanted) + ")(/real_time)?$"
     out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
                          env=env, check=True, capture_output=True, text=True).stdout

@@ -10,7 +10,8 @@ namespace seqgrad {
 
 namespace {
 void check_p(const char* who, double p) {
-  if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument(fmt::format("{}: probability p must be in [0, 1], got {}", who, p));
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument(fmt::format("{}: probability p must be in [0, 1], got {}", who, p));
 }
 }  // namespace
 

@@ -19,7 +19,8 @@ void check_defined(const char* fn, const Tensor& t) {
 std::pair<int64_t, int64_t> as_matrix(const char* fn, const Tensor& t) {
   check_defined(fn, t);
   if (t.rank() < 2 || t.numel() == 0)
-    throw std::invalid_argument(fmt::format("{}: needs a non-empty tensor with at least 2 dimensions, got {}", fn, t.shape()));
+    throw std::invalid_argument(
+        fmt::format("{}: needs a non-empty tensor with at least 2 dimensions, got {}", fn, t.shape()));
   return {t.size(0), t.numel() / t.size(0)};
 }
 

@@ -47,7 +47,8 @@ Tensor sequence_mask(std::span<const int64_t> lengths, int64_t max_len, DType dt
   std::vector<double> m(size_t(B * max_len));
   for (int64_t b = 0; b < B; ++b) {
     if (lengths[b] < 0 || lengths[b] > max_len)
-      throw std::invalid_argument(fmt::format("sequence_mask: lengths[{}] = {} is out of range [0, {}]", b, lengths[b], max_len));
+      throw std::invalid_argument(
+          fmt::format("sequence_mask: lengths[{}] = {} is out of range [0, {}]", b, lengths[b], max_len));
     for (int64_t t = 0; t < lengths[b]; ++t) m[size_t(batch_first ? b * max_len + t : t * B + b)] = 1.0;
   }
   return from_vector(m, batch_first ? Shape{B, max_len} : Shape{max_len, B}, dtype);
@@ -74,10 +75,12 @@ Tensor masked_cross_entropy(const Tensor& logits, std::span<const int64_t> targe
   auto [B, T] = batch_and_steps(fn, logits, lengths, batch_first);
   if (logits.rank() != 3)
     throw std::invalid_argument(fmt::format("{}: logits must have 3 dimensions {}, got {}", fn,
-                                            batch_first ? "(batch, seq, classes)" : "(seq, batch, classes)", logits.shape()));
+                                            batch_first ? "(batch, seq, classes)" : "(seq, batch, classes)",
+                                            logits.shape()));
   int64_t C = logits.size(2);
   if (int64_t(targets.size()) != B * T)
-    throw std::invalid_argument(fmt::format("{}: {} targets for logits {}; expected {}", fn, targets.size(), logits.shape(), B * T));
+    throw std::invalid_argument(
+        fmt::format("{}: {} targets for logits {}; expected {}", fn, targets.size(), logits.shape(), B * T));
   // One-hot targets (zero rows at padded steps) pick -log p[target]; masked_mean then averages.
   std::vector<double> onehot(size_t(B * T * C), 0.0);
   for (int64_t b = 0; b < B; ++b)
@@ -87,7 +90,8 @@ Tensor masked_cross_entropy(const Tensor& logits, std::span<const int64_t> targe
       if (t >= lengths[b]) continue;
       int64_t row = batch_first ? b * T + t : t * B + b;
       if (targets[row] < 0 || targets[row] >= C)
-        throw std::invalid_argument(fmt::format("{}: target {} at position {} is out of range [0, {})", fn, targets[row], row, C));
+        throw std::invalid_argument(
+            fmt::format("{}: target {} at position {} is out of range [0, {})", fn, targets[row], row, C));
       onehot[size_t(row * C + targets[row])] = 1.0;
     }
   Tensor picked = sum(mul(log_softmax(logits, 2), from_vector(onehot, logits.shape(), logits.dtype())), 2);  // (B, T)

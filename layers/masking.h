@@ -16,14 +16,16 @@
 namespace seqgrad {
 
 // m[b, t] = 1 if t < lengths[b] else 0: (B, T), or (T, B) when !batch_first. A constant.
-Tensor sequence_mask(std::span<const int64_t> lengths, int64_t max_len, DType dtype = DType::f32, bool batch_first = true);
+Tensor sequence_mask(std::span<const int64_t> lengths, int64_t max_len, DType dtype = DType::f32,
+                     bool batch_first = true);
 
 // sum(values * mask) / (number of unmasked elements): the mean over every element of the real
 // steps. values: (B, T, ...) or (T, B, ...). Throws if every length is 0.
 Tensor masked_mean(const Tensor& values, std::span<const int64_t> lengths, bool batch_first = true);
 
 // masked_mean((input - target)^2): mse_loss over the real steps.
-Tensor masked_mse_loss(const Tensor& input, const Tensor& target, std::span<const int64_t> lengths, bool batch_first = true);
+Tensor masked_mse_loss(const Tensor& input, const Tensor& target, std::span<const int64_t> lengths,
+                       bool batch_first = true);
 
 // Cross entropy of logits (B, T, C) (or (T, B, C)) against targets (B*T class ids, in the same
 // layout), averaged over the real steps. Targets at padded steps are ignored (any value).

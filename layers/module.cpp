@@ -81,7 +81,8 @@ Tensor Module::parameter(std::string_view name) const {
     if (n == name) return t;
   std::vector<std::string> names;
   for (auto& [n, t] : all) names.push_back(n);
-  throw std::invalid_argument(fmt::format("Module: no parameter named '{}'; the parameters are: {}", name, join(names)));
+  throw std::invalid_argument(
+      fmt::format("Module: no parameter named '{}'; the parameters are: {}", name, join(names)));
 }
 
 int64_t Module::num_parameters() const {

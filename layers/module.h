@@ -4,7 +4,8 @@
 // each subclass declares the forward() signature that fits it.
 //
 //   struct Tagger : Module {
-//     std::shared_ptr<LSTM> lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 5, .hidden_size = 8}));
+//     std::shared_ptr<LSTM> lstm =
+//         register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 5, .hidden_size = 8}));
 //   };  // Tagger().named_parameters() -> "lstm.weight_ih_l0", "lstm.weight_hh_l0", ...
 //
 // Parameters are leaf tensors with requires_grad set. A Tensor is a shared handle, so the

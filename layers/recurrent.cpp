@@ -37,8 +37,9 @@ std::string layout(bool batch_first) { return batch_first ? "(batch, seq, featur
 // ---------------------------------------------------------------- sequence layers
 RecurrentBase::RecurrentBase(const RecurrentConfig& c) : cfg_(c), dropout_gen_(c.seed ^ 0x2545f4914f6cdd1dULL) {
   if (c.input_size <= 0 || c.hidden_size <= 0 || c.num_layers <= 0)
-    throw std::invalid_argument(fmt::format("{}: input_size, hidden_size and num_layers must be positive, got {}, {}, {}",
-                                            c.name, c.input_size, c.hidden_size, c.num_layers));
+    throw std::invalid_argument(
+        fmt::format("{}: input_size, hidden_size and num_layers must be positive, got {}, {}, {}", c.name, c.input_size,
+                    c.hidden_size, c.num_layers));
   if (!(c.dropout >= 0.0 && c.dropout <= 1.0))
     throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1], got {}", c.name, c.dropout));
   Generator gen(c.seed);
@@ -71,9 +72,9 @@ void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch
   int64_t LD = cfg_.num_layers * (cfg_.bidirectional ? 2 : 1);
   Shape expected{LD, batch, cfg_.hidden_size};
   if (s.shape() != expected)
-    throw std::invalid_argument(fmt::format(
-        "{}: {} must have shape {} (num_layers * num_directions, batch, hidden_size), got {}", cfg_.name, what, expected,
-        s.shape()));
+    throw std::invalid_argument(
+        fmt::format("{}: {} must have shape {} (num_layers * num_directions, batch, hidden_size), got {}", cfg_.name,
+                    what, expected, s.shape()));
   if (s.dtype() != w_ih_[0].dtype())
     throw std::invalid_argument(
         fmt::format("{}: {} is {} but the parameters are {}", cfg_.name, what, s.dtype(), w_ih_[0].dtype()));
@@ -86,15 +87,17 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
     throw std::invalid_argument(
         fmt::format("{}: input must have 3 dimensions {}, got {}", name, layout(cfg_.batch_first), x.shape()));
   if (x.size(2) != cfg_.input_size)
-    throw std::invalid_argument(fmt::format("{}: input.size(-1) must be equal to input_size. Expected {}, got {} (input {})",
-                                            name, cfg_.input_size, x.size(2), x.shape()));
+    throw std::invalid_argument(
+        fmt::format("{}: input.size(-1) must be equal to input_size. Expected {}, got {} (input {})", name,
+                    cfg_.input_size, x.size(2), x.shape()));
   if (x.dtype() != w_ih_[0].dtype())
     throw std::invalid_argument(fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name,
                                             x.dtype(), w_ih_[0].dtype()));
   const int time_axis = cfg_.batch_first ? 1 : 0;
   const int64_t B = x.size(1 - time_axis), T = x.size(time_axis), H = cfg_.hidden_size;
   if (B == 0 || T == 0)
-    throw std::invalid_argument(fmt::format("{}: input {} {} has no batch or no steps", name, x.shape(), layout(cfg_.batch_first)));
+    throw std::invalid_argument(
+        fmt::format("{}: input {} {} has no batch or no steps", name, x.shape(), layout(cfg_.batch_first)));
   const bool is_lstm = cfg_.kind == CellKind::lstm;
   check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
   if (is_lstm) check_state(c0, "c0", B);
@@ -180,11 +183,11 @@ CellBase::CellBase(const char* name, CellKind kind, int64_t input_size, int64_t 
 Tensor CellBase::project(const Tensor& x) const {
   if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name_));
   if (x.rank() != 2 || x.size(1) != input_size_)
-    throw std::invalid_argument(
-        fmt::format("{}: input must have shape (batch, {}) (input_size = {}), got {}", name_, input_size_, input_size_, x.shape()));
+    throw std::invalid_argument(fmt::format("{}: input must have shape (batch, {}) (input_size = {}), got {}", name_,
+                                            input_size_, input_size_, x.shape()));
   if (x.dtype() != w_ih_.dtype())
-    throw std::invalid_argument(
-        fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name_, x.dtype(), w_ih_.dtype()));
+    throw std::invalid_argument(fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name_,
+                                            x.dtype(), w_ih_.dtype()));
   return linear(x, w_ih_, b_ih_);
 }
 
@@ -195,7 +198,8 @@ Tensor CellBase::state_or_zeros(const Tensor& s, const char* what, int64_t batch
     throw std::invalid_argument(
         fmt::format("{}: {} must have shape {} (batch, hidden_size), got {}", name_, what, expected, s.shape()));
   if (s.dtype() != w_ih_.dtype())
-    throw std::invalid_argument(fmt::format("{}: {} is {} but the parameters are {}", name_, what, s.dtype(), w_ih_.dtype()));
+    throw std::invalid_argument(
+        fmt::format("{}: {} is {} but the parameters are {}", name_, what, s.dtype(), w_ih_.dtype()));
   return s;
 }
 

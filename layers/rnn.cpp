@@ -13,17 +13,18 @@ Tensor rnn_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Ten
 }  // namespace detail
 
 RNN::RNN(const RNNOptions& o)
-    : RecurrentBase({.name = "RNN",
-                     .kind = o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh,
-                     .input_size = o.input_size,
-                     .hidden_size = o.hidden_size,
-                     .num_layers = o.num_layers,
-                     .bias = o.bias,
-                     .batch_first = o.batch_first,
-                     .dropout = o.dropout,
-                     .bidirectional = o.bidirectional,
-                     .dtype = o.dtype,
-                     .seed = o.seed}),
+    : RecurrentBase(
+          {.name = "RNN",
+           .kind = o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh,
+           .input_size = o.input_size,
+           .hidden_size = o.hidden_size,
+           .num_layers = o.num_layers,
+           .bias = o.bias,
+           .batch_first = o.batch_first,
+           .dropout = o.dropout,
+           .bidirectional = o.bidirectional,
+           .dtype = o.dtype,
+           .seed = o.seed}),
       options_(o) {}
 
 RNNOutput RNN::forward(const Tensor& x, const Tensor& h0, std::span<const int64_t> lengths) {

@@ -4,7 +4,8 @@
 // per-step output (.output) is passed on and the final state dropped.
 //
 //   auto mlp = Sequential(std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 8}),
-//                         std::make_shared<Tanh>(), std::make_shared<Linear>(LinearOptions{.in_features = 8, .out_features = 1}));
+//                         std::make_shared<Tanh>(),
+//                         std::make_shared<Linear>(LinearOptions{.in_features = 8, .out_features = 1}));
 //   Tensor y = mlp.forward(x);
 #pragma once
 

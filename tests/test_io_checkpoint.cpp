@@ -338,7 +338,7 @@ struct Run {
 
 }  // namespace
 
-TEST_CASE("--resume continues a run bit-identically to an uninterrupted one", "[io]") {
+TEST_CASE("resuming from a checkpoint continues a run bit-identically to an uninterrupted one", "[io]") {
   TempDir dir;
   SequenceDataset data = make_dataset();
 

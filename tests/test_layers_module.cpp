@@ -28,10 +28,11 @@ double max_abs(const Tensor& t) {
 struct Encoder : Module {
   std::shared_ptr<Embedding> embed =
       register_module("embed", std::make_shared<Embedding>(EmbeddingOptions{.num_embeddings = 10, .embedding_dim = 3}));
-  std::shared_ptr<LSTM> encoder =
-      register_module("encoder", std::make_shared<LSTM>(LSTMOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2}));
+  std::shared_ptr<LSTM> encoder = register_module(
+      "encoder", std::make_shared<LSTM>(LSTMOptions{.input_size = 3, .hidden_size = 4, .num_layers = 2}));
   std::shared_ptr<Dropout> drop = register_module("drop", std::make_shared<Dropout>(DropoutOptions{.p = 0.5}));
-  std::shared_ptr<Linear> head = register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 2}));
+  std::shared_ptr<Linear> head =
+      register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 2}));
   Tensor scale = register_parameter("scale", ones({2}));
 };
 
@@ -60,8 +61,8 @@ TEST_CASE("named_parameters recurse with PyTorch's dotted names", "[layers][modu
     CHECK(p.requires_grad());
     CHECK(p.is_leaf());
   }
-  CHECK_THROWS_WITH(m.parameter("encoder.nope"), Catch::Contains("no parameter named 'encoder.nope'") &&
-                                                     Catch::Contains("encoder.weight_hh_l0"));
+  CHECK_THROWS_WITH(m.parameter("encoder.nope"),
+                    Catch::Contains("no parameter named 'encoder.nope'") && Catch::Contains("encoder.weight_hh_l0"));
 }
 
 TEST_CASE("registration rejects duplicate and dotted names", "[layers][module]") {
@@ -78,7 +79,8 @@ TEST_CASE("registration rejects duplicate and dotted names", "[layers][module]")
 
 TEST_CASE("a shared submodule's parameters are listed once", "[layers][module]") {
   struct Tied : Module {
-    std::shared_ptr<Linear> a = register_module("a", std::make_shared<Linear>(LinearOptions{.in_features = 2, .out_features = 2}));
+    std::shared_ptr<Linear> a =
+        register_module("a", std::make_shared<Linear>(LinearOptions{.in_features = 2, .out_features = 2}));
     std::shared_ptr<Linear> b = register_module("b", a);
   } m;
   CHECK(names_of(m) == std::vector<std::string>{"a.weight", "a.bias"});
@@ -112,7 +114,8 @@ TEST_CASE("to(f64) converts parameters in place and keeps handles", "[layers][mo
   CHECK(w.requires_grad());
   Tensor y = lin.forward(ones({4, 3}, DType::f64));
   CHECK(y.dtype() == DType::f64);
-  CHECK_THROWS_WITH(lin.forward(ones({4, 3})), Catch::Contains("Linear: input is float32 but the parameters are float64"));
+  CHECK_THROWS_WITH(lin.forward(ones({4, 3})),
+                    Catch::Contains("Linear: input is float32 but the parameters are float64"));
 }
 
 TEST_CASE("load_parameters copies by name and reports every problem at once", "[layers][module]") {
@@ -132,9 +135,9 @@ TEST_CASE("load_parameters copies by name and reports every problem at once", "[
   CHECK(b.load_parameters(src).ok());
 
   NamedTensors bad = a.named_parameters();
-  bad.erase(bad.begin() + 1);                           // weight_hh_l0 missing
-  bad[0].second = zeros({16, 5});                       // weight_ih_l0 wrong shape
-  bad.emplace_back("weight_ih_l1", zeros({16, 4}));     // unexpected
+  bad.erase(bad.begin() + 1);                        // weight_hh_l0 missing
+  bad[0].second = zeros({16, 5});                    // weight_ih_l0 wrong shape
+  bad.emplace_back("weight_ih_l1", zeros({16, 4}));  // unexpected
   Tensor w_before = b.parameter("bias_ih_l0").clone();
   try {
     b.load_parameters(bad);
@@ -245,7 +248,8 @@ TEST_CASE("Embedding looks up rows and accumulates their gradient", "[layers][em
   for (int v = 0; v < 5; ++v)
     for (int d = 0; d < 3; ++d) CHECK(g[v * 3 + d] == per_row[v]);
   CHECK(emb.forward(std::vector<int64_t>{1, 2}).shape() == Shape{2, 3});
-  CHECK_THROWS_WITH(emb.forward(std::vector<int64_t>{1, 5}), Catch::Contains("Embedding: index 5 at position 1 is out of range [0, 5)"));
+  CHECK_THROWS_WITH(emb.forward(std::vector<int64_t>{1, 5}),
+                    Catch::Contains("Embedding: index 5 at position 1 is out of range [0, 5)"));
 }
 
 TEST_CASE("Dropout: seeded, scaled, identity in eval", "[layers][dropout]") {
@@ -254,14 +258,16 @@ TEST_CASE("Dropout: seeded, scaled, identity in eval", "[layers][dropout]") {
   Tensor y = drop.forward(x);
   int zeros_count = 0;
   for (double v : y.to_vector()) {
-    if (v == 0) ++zeros_count;
-    else CHECK(v == Approx(1 / 0.75));
+    if (v == 0)
+      ++zeros_count;
+    else
+      CHECK(v == Approx(1 / 0.75));
   }
   CHECK(zeros_count > 2200);
   CHECK(zeros_count < 2800);
   Dropout again({.p = 0.25, .seed = 9});
-  CHECK(allclose(again.forward(x), y, 0, 0));             // same seed, same mask
-  CHECK_FALSE(allclose(drop.forward(x), y, 0, 0));        // the generator advances
+  CHECK(allclose(again.forward(x), y, 0, 0));       // same seed, same mask
+  CHECK_FALSE(allclose(drop.forward(x), y, 0, 0));  // the generator advances
   drop.eval();
   CHECK(drop.forward(x).same(x));
   CHECK(Dropout({.p = 0}).forward(x).same(x));
@@ -296,7 +302,8 @@ TEST_CASE("activations: functions, modules and gradients", "[layers][activation]
   CHECK(allclose(ReLU().forward(x), relu(x), 0, 0));
   for (auto f : {+[](const Tensor& t) { return leaky_relu(t, 0.2); }, +[](const Tensor& t) { return silu(t); },
                  +[](const Tensor& t) { return gelu(t); }}) {
-    GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return f(in[0]); }, {x.clone().requires_grad_()});
+    GradcheckResult r =
+        gradcheck([&](const std::vector<Tensor>& in) { return f(in[0]); }, {x.clone().requires_grad_()});
     INFO(r.summary());
     CHECK(r.ok);
   }
@@ -304,7 +311,8 @@ TEST_CASE("activations: functions, modules and gradients", "[layers][activation]
 
 TEST_CASE("Sequential chains modules and names them 0, 1, ...", "[layers][sequential]") {
   auto lin1 = std::make_shared<Linear>(LinearOptions{.in_features = 3, .out_features = 4, .dtype = DType::f64});
-  auto lin2 = std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 2, .dtype = DType::f64, .seed = 1});
+  auto lin2 =
+      std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 2, .dtype = DType::f64, .seed = 1});
   Sequential mlp(lin1, std::make_shared<Tanh>(), lin2);
   CHECK(mlp.size() == 3);
   CHECK(names_of(mlp) == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
@@ -315,7 +323,8 @@ TEST_CASE("Sequential chains modules and names them 0, 1, ...", "[layers][sequen
   // A recurrent layer passes its per-step output on.
   Sequential seq;
   auto gru = std::make_shared<GRU>(GRUOptions{.input_size = 3, .hidden_size = 4, .dtype = DType::f64});
-  seq.push_back(gru).push_back(std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 1, .dtype = DType::f64}));
+  seq.push_back(gru).push_back(
+      std::make_shared<Linear>(LinearOptions{.in_features = 4, .out_features = 1, .dtype = DType::f64}));
   Tensor xs = uniform({2, 6, 3}, -1, 1, gen, DType::f64);
   CHECK(seq.forward(xs).shape() == Shape{2, 6, 1});
   CHECK(names_of(seq)[0] == "0.weight_ih_l0");

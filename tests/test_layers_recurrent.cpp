@@ -34,7 +34,8 @@ struct NetConfig {
   DType dtype = DType::f64;
   uint64_t seed = 0;
   std::string describe() const {
-    return fmt::format("{} layers={} bidirectional={} batch_first={}", kind_name(kind), layers, bidirectional, batch_first);
+    return fmt::format("{} layers={} bidirectional={} batch_first={}", kind_name(kind), layers, bidirectional,
+                       batch_first);
   }
 };
 
@@ -47,22 +48,44 @@ struct Net {
 
 Net make_net(const NetConfig& c) {
   if (c.kind == Kind::lstm) {
-    auto m = std::make_shared<LSTM>(LSTMOptions{.input_size = c.input, .hidden_size = c.hidden, .num_layers = c.layers,
-                                                .batch_first = c.batch_first, .dropout = c.dropout,
-                                                .bidirectional = c.bidirectional, .dtype = c.dtype, .seed = c.seed});
+    auto m = std::make_shared<LSTM>(LSTMOptions{.input_size = c.input,
+                                                .hidden_size = c.hidden,
+                                                .num_layers = c.layers,
+                                                .batch_first = c.batch_first,
+                                                .dropout = c.dropout,
+                                                .bidirectional = c.bidirectional,
+                                                .dtype = c.dtype,
+                                                .seed = c.seed});
     return {m, [m](auto& x, auto& h0, auto& c0, auto len) { return m->forward(x, {h0, c0}, len); }, true};
   }
   if (c.kind == Kind::gru) {
-    auto m = std::make_shared<GRU>(GRUOptions{.input_size = c.input, .hidden_size = c.hidden, .num_layers = c.layers,
-                                              .batch_first = c.batch_first, .dropout = c.dropout,
-                                              .bidirectional = c.bidirectional, .dtype = c.dtype, .seed = c.seed});
-    return {m, [m](auto& x, auto& h0, auto&, auto len) { auto r = m->forward(x, h0, len); return LSTMOutput{r.output, r.h_n, {}}; }};
+    auto m = std::make_shared<GRU>(GRUOptions{.input_size = c.input,
+                                              .hidden_size = c.hidden,
+                                              .num_layers = c.layers,
+                                              .batch_first = c.batch_first,
+                                              .dropout = c.dropout,
+                                              .bidirectional = c.bidirectional,
+                                              .dtype = c.dtype,
+                                              .seed = c.seed});
+    return {m, [m](auto& x, auto& h0, auto&, auto len) {
+              auto r = m->forward(x, h0, len);
+              return LSTMOutput{r.output, r.h_n, {}};
+            }};
   }
-  auto m = std::make_shared<RNN>(RNNOptions{.input_size = c.input, .hidden_size = c.hidden, .num_layers = c.layers,
-                                            .nonlinearity = c.kind == Kind::rnn_relu ? Nonlinearity::relu : Nonlinearity::tanh,
-                                            .batch_first = c.batch_first, .dropout = c.dropout,
-                                            .bidirectional = c.bidirectional, .dtype = c.dtype, .seed = c.seed});
-  return {m, [m](auto& x, auto& h0, auto&, auto len) { auto r = m->forward(x, h0, len); return LSTMOutput{r.output, r.h_n, {}}; }};
+  auto m = std::make_shared<RNN>(
+      RNNOptions{.input_size = c.input,
+                 .hidden_size = c.hidden,
+                 .num_layers = c.layers,
+                 .nonlinearity = c.kind == Kind::rnn_relu ? Nonlinearity::relu : Nonlinearity::tanh,
+                 .batch_first = c.batch_first,
+                 .dropout = c.dropout,
+                 .bidirectional = c.bidirectional,
+                 .dtype = c.dtype,
+                 .seed = c.seed});
+  return {m, [m](auto& x, auto& h0, auto&, auto len) {
+            auto r = m->forward(x, h0, len);
+            return LSTMOutput{r.output, r.h_n, {}};
+          }};
 }
 
 // The matching cell, with its parameters copied from one (layer, direction) of a sequence layer.
@@ -75,14 +98,16 @@ struct Cell {
 Cell make_cell(Kind kind, const Module& seq, int64_t input, int64_t hidden, const std::string& suffix) {
   Cell c;
   if (kind == Kind::lstm) {
-    auto m = std::make_shared<LSTMCell>(LSTMCellOptions{.input_size = input, .hidden_size = hidden, .dtype = DType::f64});
+    auto m =
+        std::make_shared<LSTMCell>(LSTMCellOptions{.input_size = input, .hidden_size = hidden, .dtype = DType::f64});
     c = {m, [m](auto& x, auto& s) { return m->forward(x, s); }};
   } else if (kind == Kind::gru) {
     auto m = std::make_shared<GRUCell>(GRUCellOptions{.input_size = input, .hidden_size = hidden, .dtype = DType::f64});
     c = {m, [m](auto& x, auto& s) { return LSTMState{m->forward(x, s.h), {}}; }};
   } else {
     auto nl = kind == Kind::rnn_relu ? Nonlinearity::relu : Nonlinearity::tanh;
-    auto m = std::make_shared<RNNCell>(RNNCellOptions{.input_size = input, .hidden_size = hidden, .nonlinearity = nl, .dtype = DType::f64});
+    auto m = std::make_shared<RNNCell>(
+        RNNCellOptions{.input_size = input, .hidden_size = hidden, .nonlinearity = nl, .dtype = DType::f64});
     c = {m, [m](auto& x, auto& s) { return LSTMState{m->forward(x, s.h), {}}; }};
   }
   NamedTensors src;
@@ -91,7 +116,9 @@ Cell make_cell(Kind kind, const Module& seq, int64_t input, int64_t hidden, cons
   return c;
 }
 
-Tensor rand(const Shape& s, Generator& gen, double lo = -1, double hi = 1) { return uniform(s, lo, hi, gen, DType::f64); }
+Tensor rand(const Shape& s, Generator& gen, double lo = -1, double hi = 1) {
+  return uniform(s, lo, hi, gen, DType::f64);
+}
 
 // output, h_n and c_n flattened into one vector, so one gradcheck covers them all.
 Tensor flat(const LSTMOutput& r) {
@@ -106,20 +133,21 @@ Tensor flat(const LSTMOutput& r) {
 // Weights written out row by row in PyTorch's gate order; expected values worked out from the
 // header equations in double precision (I = 2, H = 2, B = 1).
 TEST_CASE("LSTM step matches the equations worked by hand", "[layers][lstm]") {
-  NamedTensors p{
-      {"weight_ih", tensor({0.1, 0.2, -0.3, 0.4,     // i
-                            -0.5, 0.6, 0.7, -0.8,    // f
-                            0.9, 0.1, -0.2, 0.3,     // g
-                            0.4, -0.5, 0.6, 0.7},    // o
-                           {8, 2}, DType::f64)},
-      {"weight_hh", tensor({0.15, -0.25, 0.35, 0.45, -0.55, 0.65, 0.75, -0.85, 0.05, 0.95, -0.15, 0.25, 0.3, -0.4, -0.6, 0.2},
-                           {8, 2}, DType::f64)},
-      {"bias_ih", tensor({0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08}, DType::f64)},
-      {"bias_hh", tensor({-0.08, 0.07, -0.06, 0.05, -0.04, 0.03, -0.02, 0.01}, DType::f64)}};
+  NamedTensors p{{"weight_ih", tensor({0.1, 0.2, -0.3, 0.4,   // i
+                                       -0.5, 0.6, 0.7, -0.8,  // f
+                                       0.9, 0.1, -0.2, 0.3,   // g
+                                       0.4, -0.5, 0.6, 0.7},  // o
+                                      {8, 2}, DType::f64)},
+                 {"weight_hh", tensor({0.15, -0.25, 0.35, 0.45, -0.55, 0.65, 0.75, -0.85, 0.05, 0.95, -0.15, 0.25, 0.3,
+                                       -0.4, -0.6, 0.2},
+                                      {8, 2}, DType::f64)},
+                 {"bias_ih", tensor({0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08}, DType::f64)},
+                 {"bias_hh", tensor({-0.08, 0.07, -0.06, 0.05, -0.04, 0.03, -0.02, 0.01}, DType::f64)}};
   Tensor x = tensor({0.5, -1.0}, {1, 2}, DType::f64);
   Tensor h = tensor({0.2, -0.1}, {1, 2}, DType::f64), c = tensor({-0.3, 0.4}, {1, 2}, DType::f64);
   // i = sigmoid(W_ii x + b_ii + W_hi h + b_hi), ...; c' = f c + i g; h' = o tanh(c').
-  std::vector<double> h_expected{0.0319339496951135, 0.0724069454307378}, c_expected{0.0456146069774976, 0.188152944325966};
+  std::vector<double> h_expected{0.0319339496951135, 0.0724069454307378},
+      c_expected{0.0456146069774976, 0.188152944325966};
 
   LSTMCell cell({.input_size = 2, .hidden_size = 2, .dtype = DType::f64});
   cell.load_parameters(p);
@@ -142,11 +170,12 @@ TEST_CASE("LSTM step matches the equations worked by hand", "[layers][lstm]") {
 }
 
 TEST_CASE("GRU step matches the equations worked by hand", "[layers][gru]") {
-  NamedTensors p{{"weight_ih", tensor({0.3, -0.2, 0.1, 0.4,      // r
-                                       -0.5, 0.6, 0.2, -0.1,     // z
-                                       0.7, 0.8, -0.9, 0.05},    // n
+  NamedTensors p{{"weight_ih", tensor({0.3, -0.2, 0.1, 0.4,    // r
+                                       -0.5, 0.6, 0.2, -0.1,   // z
+                                       0.7, 0.8, -0.9, 0.05},  // n
                                       {6, 2}, DType::f64)},
-                 {"weight_hh", tensor({0.25, -0.35, 0.45, 0.55, -0.65, 0.75, 0.85, -0.95, 0.12, -0.22, 0.32, 0.42}, {6, 2}, DType::f64)},
+                 {"weight_hh", tensor({0.25, -0.35, 0.45, 0.55, -0.65, 0.75, 0.85, -0.95, 0.12, -0.22, 0.32, 0.42},
+                                      {6, 2}, DType::f64)},
                  {"bias_ih", tensor({0.01, -0.02, 0.03, -0.04, 0.05, -0.06}, DType::f64)},
                  {"bias_hh", tensor({0.06, -0.05, 0.04, -0.03, 0.02, -0.01}, DType::f64)}};
   Tensor x = tensor({1.0, 0.5}, {1, 2}, DType::f64), h = tensor({-0.4, 0.3}, {1, 2}, DType::f64);
@@ -224,15 +253,22 @@ TEST_CASE("output shapes for every option combination", "[layers][recurrent][sha
         for (bool batch_first : {true, false})
           for (bool with_h0 : {false, true})
             for (bool with_lengths : {false, true}) {
-              NetConfig cfg{.kind = kind, .input = I, .hidden = H, .layers = layers, .bidirectional = bidir,
-                            .batch_first = batch_first, .dropout = 0.3, .dtype = DType::f32};
+              NetConfig cfg{.kind = kind,
+                            .input = I,
+                            .hidden = H,
+                            .layers = layers,
+                            .bidirectional = bidir,
+                            .batch_first = batch_first,
+                            .dropout = 0.3,
+                            .dtype = DType::f32};
               INFO(cfg.describe() << " h0=" << with_h0 << " lengths=" << with_lengths);
               Net net = make_net(cfg);
               int64_t D = bidir ? 2 : 1;
               Tensor x = zeros(batch_first ? Shape{B, T, I} : Shape{T, B, I});
               Tensor h0 = with_h0 ? zeros({layers * D, B, H}) : Tensor();
               std::vector<int64_t> lengths{5, 1, 3};
-              LSTMOutput r = net.run(x, h0, net.lstm ? h0 : Tensor(), with_lengths ? std::span<const int64_t>(lengths) : std::span<const int64_t>());
+              LSTMOutput r = net.run(x, h0, net.lstm ? h0 : Tensor(),
+                                     with_lengths ? std::span<const int64_t>(lengths) : std::span<const int64_t>());
               CHECK(r.output.shape() == (batch_first ? Shape{B, T, D * H} : Shape{T, B, D * H}));
               CHECK(r.h_n.shape() == Shape{layers * D, B, H});
               CHECK(r.c_n.defined() == net.lstm);
@@ -240,7 +276,8 @@ TEST_CASE("output shapes for every option combination", "[layers][recurrent][sha
               // Parameter shapes: (G*H, in) with in = D*H above the first layer.
               int64_t G = kind == Kind::lstm ? 4 : kind == Kind::gru ? 3 : 1;
               CHECK(net.module->parameter("weight_ih_l0").shape() == Shape{G * H, I});
-              CHECK(net.module->parameter(fmt::format("weight_ih_l{}", layers - 1)).shape() == Shape{G * H, layers > 1 ? D * H : I});
+              CHECK(net.module->parameter(fmt::format("weight_ih_l{}", layers - 1)).shape() ==
+                    Shape{G * H, layers > 1 ? D * H : I});
               CHECK(net.module->parameter("weight_hh_l0").shape() == Shape{G * H, H});
               CHECK(net.module->parameter("bias_hh_l0").shape() == Shape{G * H});
               CHECK(net.module->parameters().size() == size_t(4 * layers * D));
@@ -272,33 +309,40 @@ TEST_CASE("clear exceptions for bad inputs, states and lengths", "[layers][recur
                     Catch::Contains("LSTM: input.size(-1) must be equal to input_size. Expected 5, got 4"));
   CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}, DType::f64)),
                     Catch::Contains("LSTM: input is float64 but the parameters are float32"));
-  CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {zeros({1, 3, 8}), {}}),
-                    "LSTM: h0 must have shape (2, 3, 8) (num_layers * num_directions, batch, hidden_size), got (1, 3, 8)");
-  CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {{}, zeros({2, 3, 7})}), Catch::Contains("LSTM: c0 must have shape (2, 3, 8)"));
+  CHECK_THROWS_WITH(
+      lstm.forward(zeros({3, 7, 5}), {zeros({1, 3, 8}), {}}),
+      "LSTM: h0 must have shape (2, 3, 8) (num_layers * num_directions, batch, hidden_size), got (1, 3, 8)");
+  CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {{}, zeros({2, 3, 7})}),
+                    Catch::Contains("LSTM: c0 must have shape (2, 3, 8)"));
   std::vector<int64_t> too_few{7, 7}, zero{7, 0, 3}, too_long{7, 8, 3}, ok{7, 1, 3};
   CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {}, too_few),
                     "LSTM: lengths has 2 entries but the batch has 3 sequences");
   CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {}, zero),
                     "LSTM: lengths[1] = 0 is out of range [1, 7] for an input of 7 steps");
-  CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {}, too_long), Catch::Contains("lengths[1] = 8 is out of range [1, 7]"));
+  CHECK_THROWS_WITH(lstm.forward(zeros({3, 7, 5}), {}, too_long),
+                    Catch::Contains("lengths[1] = 8 is out of range [1, 7]"));
   CHECK_NOTHROW(lstm.forward(zeros({3, 7, 5}), {}, ok));
   CHECK_THROWS_WITH(lstm.forward(zeros({3, 0, 5})), Catch::Contains("has no batch or no steps"));
 
   GRU gru({.input_size = 5, .hidden_size = 8, .batch_first = false, .bidirectional = true});
   CHECK_THROWS_WITH(gru.forward(zeros({7, 5})), "GRU: input must have 3 dimensions (seq, batch, feature), got (7, 5)");
-  CHECK_THROWS_WITH(gru.forward(zeros({7, 3, 5}), zeros({1, 3, 8})), Catch::Contains("GRU: h0 (hx) must have shape (2, 3, 8)"));
+  CHECK_THROWS_WITH(gru.forward(zeros({7, 3, 5}), zeros({1, 3, 8})),
+                    Catch::Contains("GRU: h0 (hx) must have shape (2, 3, 8)"));
   RNN rnn({.input_size = 5, .hidden_size = 8});
   CHECK_THROWS_WITH(rnn.forward(Tensor()), "RNN: input is an undefined tensor");
 
   LSTMCell cell({.input_size = 5, .hidden_size = 8});
-  CHECK_THROWS_WITH(cell.forward(zeros({3, 4})), "LSTMCell: input must have shape (batch, 5) (input_size = 5), got (3, 4)");
+  CHECK_THROWS_WITH(cell.forward(zeros({3, 4})),
+                    "LSTMCell: input must have shape (batch, 5) (input_size = 5), got (3, 4)");
   CHECK_THROWS_WITH(cell.forward(zeros({3, 5}), {zeros({3, 8}), zeros({2, 8})}),
                     "LSTMCell: c must have shape (3, 8) (batch, hidden_size), got (2, 8)");
   CHECK_THROWS_WITH(GRUCell({.input_size = 5, .hidden_size = 8}).forward(zeros({3, 5}), zeros({3, 5})),
                     Catch::Contains("GRUCell: h must have shape (3, 8)"));
-  CHECK_THROWS_WITH(RNNCell({.input_size = 5, .hidden_size = 8}).forward(zeros({5})), Catch::Contains("RNNCell: input must have shape (batch, 5)"));
+  CHECK_THROWS_WITH(RNNCell({.input_size = 5, .hidden_size = 8}).forward(zeros({5})),
+                    Catch::Contains("RNNCell: input must have shape (batch, 5)"));
 
-  CHECK_THROWS_WITH(LSTM({.input_size = 5, .hidden_size = 0}), Catch::Contains("LSTM: input_size, hidden_size and num_layers must be positive"));
+  CHECK_THROWS_WITH(LSTM({.input_size = 5, .hidden_size = 0}),
+                    Catch::Contains("LSTM: input_size, hidden_size and num_layers must be positive"));
   CHECK_THROWS_WITH(GRU({.input_size = 5, .hidden_size = 8, .num_layers = 2, .dropout = -0.1}),
                     Catch::Contains("GRU: dropout must be in [0, 1], got -0.1"));
 }
@@ -373,8 +417,8 @@ TEST_CASE("an L-step RNN leaves L steps of ops on the tape and h0's gradient cro
     CHECK(norm > 1e-6);
     CHECK(Tape::current().size() == 0);  // freed by backward
     // And it is the right gradient: compare with central differences.
-    GradcheckResult gc = gradcheck([&](const std::vector<Tensor>& in) { return select(rnn.forward(in[0], in[1]).output, 1, L - 1); },
-                                   {x, h0});
+    GradcheckResult gc = gradcheck(
+        [&](const std::vector<Tensor>& in) { return select(rnn.forward(in[0], in[1]).output, 1, L - 1); }, {x, h0});
     INFO(gc.summary());
     CHECK(gc.ok);
   }
@@ -418,8 +462,12 @@ std::vector<GradCase> grad_cases() {
       for (bool bidir : {false, true})
         for (bool lengths : {false, true})
           // Time-major for half the cases: both layouts are covered for every kind.
-          out.push_back({{.kind = kind, .layers = layers, .bidirectional = bidir, .batch_first = !(layers == 2 && lengths),
-                          .seed = 20}, lengths});
+          out.push_back({{.kind = kind,
+                          .layers = layers,
+                          .bidirectional = bidir,
+                          .batch_first = !(layers == 2 && lengths),
+                          .seed = 20},
+                         lengths});
   return out;
 }
 }  // namespace
@@ -438,14 +486,16 @@ TEST_CASE("gradcheck (float64) of every layer w.r.t. input, h0, c0 and every par
   if (c.lengths) lengths = {2, 3, 1};
   std::vector<Tensor> inputs{x, h0, c0};
   for (const Tensor& p : net.module->parameters()) inputs.push_back(p);
-  GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return flat(net.run(in[0], in[1], in[2], lengths)); }, inputs);
+  GradcheckResult r =
+      gradcheck([&](const std::vector<Tensor>& in) { return flat(net.run(in[0], in[1], in[2], lengths)); }, inputs);
   INFO(r.summary());
   CHECK(r.ok);
 }
 
 TEST_CASE("gradcheck of the cells w.r.t. input, state and parameters", "[layers][recurrent][gradcheck]") {
   Generator gen(22);
-  Tensor x = rand({3, 3}, gen).requires_grad_(), h = rand({3, 4}, gen).requires_grad_(), c = rand({3, 4}, gen).requires_grad_();
+  Tensor x = rand({3, 3}, gen).requires_grad_(), h = rand({3, 4}, gen).requires_grad_(),
+         c = rand({3, 4}, gen).requires_grad_();
   for (Kind kind : kAllKinds) {
     INFO(kind_name(kind));
     NetConfig cfg{.kind = kind, .seed = 23};

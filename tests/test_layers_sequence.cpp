@@ -38,7 +38,8 @@ TEST_CASE("masked losses ignore padded steps in value and gradient", "[layers][m
   pred.data<double>()[1 * T + 3] = 50.0;  // sequence 1, step 3: padding
   CHECK(masked_mse_loss(pred, target, lengths).item() == before);
   // Time-major layout.
-  CHECK(masked_mse_loss(transpose(pred, 0, 1), transpose(target, 0, 1), lengths, false).item() == Approx(before).epsilon(1e-14));
+  CHECK(masked_mse_loss(transpose(pred, 0, 1), transpose(target, 0, 1), lengths, false).item() ==
+        Approx(before).epsilon(1e-14));
 
   // Cross entropy over real steps == plain cross_entropy over just those rows.
   Tensor logits = uniform({B, T, C}, -2, 2, gen, DType::f64);
@@ -53,15 +54,18 @@ TEST_CASE("masked losses ignore padded steps in value and gradient", "[layers][m
     }
   double ce = cross_entropy(concat(rows, 0), real_targets).item();
   CHECK(masked_cross_entropy(logits, targets, lengths).item() == Approx(ce).epsilon(1e-13));
-  GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) { return masked_cross_entropy(in[0], targets, lengths); },
-                                {logits.requires_grad_()});
+  GradcheckResult r =
+      gradcheck([&](const std::vector<Tensor>& in) { return masked_cross_entropy(in[0], targets, lengths); },
+                {logits.requires_grad_()});
   INFO(r.summary());
   CHECK(r.ok);
 
-  CHECK_THROWS_WITH(masked_mean(v, std::vector<int64_t>{1, 2}), Catch::Contains("lengths has 2 entries but input (3, 4, 2) has 3 sequences"));
+  CHECK_THROWS_WITH(masked_mean(v, std::vector<int64_t>{1, 2}),
+                    Catch::Contains("lengths has 2 entries but input (3, 4, 2) has 3 sequences"));
   CHECK_THROWS_WITH(masked_mean(v, std::vector<int64_t>{0, 0, 0}), Catch::Contains("every length is 0"));
   targets[0] = C;
-  CHECK_THROWS_WITH(masked_cross_entropy(logits, targets, lengths), Catch::Contains("target 5 at position 0 is out of range [0, 5)"));
+  CHECK_THROWS_WITH(masked_cross_entropy(logits, targets, lengths),
+                    Catch::Contains("target 5 at position 0 is out of range [0, 5)"));
 }
 
 TEST_CASE("truncated BPTT: chunks with a carried, detached state", "[layers][tbptt]") {
@@ -125,9 +129,13 @@ TEST_CASE("truncated BPTT: chunks with a carried, detached state", "[layers][tbp
 namespace {
 // A custom model as a user would write it: registered submodules, a forward of its own.
 struct Regressor : Module {
-  std::shared_ptr<LSTM> lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 1, .hidden_size = 8, .seed = 3}));
-  std::shared_ptr<Linear> head = register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 8, .out_features = 1, .seed = 4}));
-  Tensor forward(const Tensor& x, std::span<const int64_t> lengths) { return head->forward(lstm->forward(x, {}, lengths).output); }
+  std::shared_ptr<LSTM> lstm =
+      register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 1, .hidden_size = 8, .seed = 3}));
+  std::shared_ptr<Linear> head =
+      register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 8, .out_features = 1, .seed = 4}));
+  Tensor forward(const Tensor& x, std::span<const int64_t> lengths) {
+    return head->forward(lstm->forward(x, {}, lengths).output);
+  }
 };
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include "autograd/kernels/arch.h"
 #include "autograd/kernels/elementwise_impl.hpp"
+#include "autograd/kernels/parallel.h"
 
 namespace seqgrad::kernels {
 
@@ -19,13 +20,8 @@ constexpr int64_t kParallelMin = 1 << 16;
 // Calls body(begin, end) over [0, n) in kChunk pieces, in parallel when n is large.
 template <class F>
 void chunked(int64_t n, F&& body) {
-  if (n < kParallelMin) {
-    body(int64_t(0), n);
-    return;
-  }
-  int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
+  if (n < kParallelMin) return body(int64_t(0), n);
+  parallel_for((n + kChunk - 1) / kChunk, true, [&](int64_t c) { body(c * kChunk, std::min(n, (c + 1) * kChunk)); });
 }
 
 template <class F>
@@ -89,9 +85,9 @@ T sum(const T* x, int64_t n) {
   // Partials per fixed chunk, added in chunk order: the same bits for any thread count.
   int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<T> partial(chunks);
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c)
+  parallel_for(chunks, true, [&](int64_t c) {
     partial[c] = dispatched<sum_kernel>()(x + c * kChunk, std::min(n, (c + 1) * kChunk) - c * kChunk);
+  });
   T s = 0;
   for (T p : partial) s += p;
   return s;

@@ -25,11 +25,6 @@ constexpr int64_t a_block_bytes = int64_t(3) << 19;
 // Below this many flops a parallel region costs more than it saves (the RNN cell's 10x8x8 stays
 // serial); 2 * 64^3 flops is ~3 us at full speed on one core.
 constexpr double parallel_min_flops = 2.0 * 64 * 64 * 64;
-// Products up to this M*N*K whose op(B) fits gemm_small_b_max skip blocking and packing.
-#ifndef SMALL_MAX
-#define SMALL_MAX 64*64*64
-#endif
-constexpr double small_max_mnk = SMALL_MAX;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -142,14 +137,25 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   static auto micro_kernel = xsimd::dispatch<arch_list>(gemm_micro_kernel{});
   static auto small_kernel = xsimd::dispatch<arch_list>(gemm_small_kernel{});
   static const GemmTileSize tile = tile_size(static_cast<const T*>(nullptr));
-  if (K * N <= gemm_small_b_max && double(M) * double(N) * double(K) <= small_max_mnk) {
-    small_kernel(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc);
-    return;
-  }
-
   const bool parallel = 2.0 * double(M) * double(N) * double(K) >= parallel_min_flops && omp_get_max_threads() > 1 &&
                         !omp_in_parallel();
   const int threads = parallel ? omp_get_max_threads() : 1;
+
+  if (K * N <= gemm_small_b_max) {  // op(B) fits in L1: no blocking, no packing; threads split the rows
+    const int64_t rows = round_up(ceil_div(M, threads), tile.mr);
+    auto run_rows = [&](int64_t i0) {
+      small_kernel(trans_a, trans_b, std::min(rows, M - i0), N, K, op_at(A, lda, trans_a, i0, 0), lda, B, ldb,
+                   beta != T(0), C + i0 * ldc, ldc);
+    };
+    if (parallel && rows < M) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+      for (int64_t i0 = 0; i0 < M; i0 += rows) run_rows(i0);
+    } else {
+      run_rows(0);
+    }
+    return;
+  }
+
   const Plan plan = make_plan<T>(M, N, K, tile, threads);
   const uint64_t call = next_call.fetch_add(1, std::memory_order_relaxed);
   // Tasks sharing a block index are consecutive along the inner index: with a single k slice, the

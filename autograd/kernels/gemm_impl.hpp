@@ -178,54 +178,82 @@ struct GemmNarrower<xsimd::fma3<xsimd::avx2>> {
   using type = xsimd::sse2;
 };
 
-template <class Top, class T>
-inline constexpr int64_t gemm_small_rows = std::min(8, GemmTile<Top, T>::rows);  // independent FMA chains
-
-// rows (<= gemm_small_rows) x one batch of C, op(A) read in place. Rows past `rows` repeat the last
-// one (in bounds) and are not stored.
-template <class Top, class Arch, class T, bool TransA>
-void gemm_small_strip(int64_t rows, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+// Rows x one batch of C, op(A) read in place, one FMA chain per row.
+template <class Top, class Arch, class T, bool TransA, int Rows>
+void gemm_small_strip(int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
                       bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
-  constexpr int64_t R = gemm_small_rows<Top, T>;
-  const T* row[R];
-  for (int64_t r = 0; r < R; ++r) row[r] = a + std::min(r, rows - 1) * (TransA ? 1 : lda);
-  Batch acc[R];
-#pragma GCC unroll 8
-  for (int64_t r = 0; r < R; ++r) acc[r] = Batch(T(0));
+  Batch acc[Rows];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) acc[r] = Batch(T(0));
   for (int64_t k = 0; k < K; ++k) {
     const Batch bk = Batch::load_unaligned(b + k * ldb);
-#pragma GCC unroll 8
-    for (int64_t r = 0; r < R; ++r) acc[r] = xsimd::fma(Batch(TransA ? row[r][k * lda] : row[r][k]), bk, acc[r]);
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) acc[r] = xsimd::fma(Batch(TransA ? a[k * lda + r] : a[r * lda + k]), bk, acc[r]);
   }
-  for (int64_t r = 0; r < rows; ++r) {
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) {
     T* p = c + r * ldc;
     (accumulate ? acc[r] + Batch::load_unaligned(p) : acc[r]).store_unaligned(p);
   }
 }
 
-// Columns [j, N) of the small path.
+template <class T>
+using GemmStripFn = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, bool) noexcept;
+
+// strips[r - 1] computes r rows: up to MR independent chains, so that a few leftover rows do not
+// cost a whole latency-bound pass of MR.
+template <class Top, class Arch, class T, bool TransA, int... R>
+constexpr std::array<GemmStripFn<T>, sizeof...(R)> gemm_strip_table(std::integer_sequence<int, R...>) {
+  return {&gemm_small_strip<Top, Arch, T, TransA, R + 1>...};
+}
+
+// Columns [0, n) of the small path: whole batches of Arch, then narrower ones, then scalars.
 template <class Top, class Arch, class T, bool TransA>
-void gemm_small_columns(int64_t M, int64_t N, int64_t j, int64_t K, const T* A, int64_t lda, const T* b, int64_t ldb,
+void gemm_small_columns(int64_t M, int64_t n, int64_t K, const T* A, int64_t lda, const T* b, int64_t ldb,
                         bool accumulate, T* C, int64_t ldc) noexcept {
-  const auto a_at = [&](int64_t i, int64_t k) { return TransA ? A[k * lda + i] : A[i * lda + k]; };
   if constexpr (std::is_void_v<Arch>) {
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t q = j; q < N; ++q) {
+      for (int64_t q = 0; q < n; ++q) {
         T sum = 0;
-        for (int64_t k = 0; k < K; ++k)  // fused where the vector code is (std::fma is a libm call on sse2)
-          sum = std::is_same_v<Top, xsimd::sse2> ? sum + a_at(i, k) * b[k * ldb + q] : std::fma(a_at(i, k), b[k * ldb + q], sum);
+        for (int64_t k = 0; k < K; ++k) {  // fused where the vector code is (std::fma is a libm call on sse2)
+          const T a = TransA ? A[k * lda + i] : A[i * lda + k], bk = b[k * ldb + q];
+          sum = std::is_same_v<Top, xsimd::sse2> ? sum + a * bk : std::fma(a, bk, sum);
+        }
         C[i * ldc + q] = accumulate ? C[i * ldc + q] + sum : sum;
       }
   } else {
-    constexpr int64_t w = xsimd::batch<T, Arch>::size, R = gemm_small_rows<Top, T>;
-    for (; j + w <= N; j += w)
-      for (int64_t i = 0; i < M; i += R)
-        gemm_small_strip<Top, Arch, T, TransA>(std::min(R, M - i), K, TransA ? A + i : A + i * lda, lda, b + j, ldb, C + i * ldc + j,
-                                               ldc, accumulate);
-    if (j < N) gemm_small_columns<Top, typename GemmNarrower<Arch>::type, T, TransA>(M, N, j, K, A, lda, b, ldb,
-                                                                                     accumulate, C, ldc);
+    // The narrower batches only serve the last few columns: fewer row counts, less code.
+    constexpr int rows = std::is_same_v<Top, Arch> ? GemmTile<Top, T>::rows : std::min(4, GemmTile<Top, T>::rows);
+    constexpr int64_t w = xsimd::batch<T, Arch>::size, mr = rows;
+    static constexpr auto strips = gemm_strip_table<Top, Arch, T, TransA>(std::make_integer_sequence<int, rows>{});
+    int64_t j = 0;
+    for (; j + w <= n; j += w)
+      for (int64_t i = 0; i < M; i += mr)
+        strips[std::min(mr, M - i) - 1](K, TransA ? A + i : A + i * lda, lda, b + j, ldb, C + i * ldc + j, ldc,
+                                        accumulate);
+    if (j < n)
+      gemm_small_columns<Top, typename GemmNarrower<Arch>::type, T, TransA>(M, n - j, K, A, lda, b + j, ldb,
+                                                                            accumulate, C + j, ldc);
   }
+}
+
+// The small path for op(B) = B^T: whole batches of columns are transposed into panels (k, c) at
+// [k*W + c], the rest into a K x rest tile; both live in `scratch` (K*N elements).
+template <class Arch, class T, bool TransA>
+void gemm_small_trans_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                        bool accumulate, T* C, int64_t ldc, T* scratch) noexcept {
+  constexpr int64_t w = xsimd::batch<T, Arch>::size;
+  const int64_t full = N / w * w, rest = N - full;
+  for (int64_t j = 0; j < full; j += w) {
+    gemm_transpose_panel<Arch, int(w)>(B + j * ldb, ldb, K, scratch + j * K);
+    gemm_small_columns<Arch, Arch, T, TransA>(M, w, K, A, lda, scratch + j * K, w, accumulate, C + j, ldc);
+  }
+  if (rest == 0) return;
+  T* tile = scratch + full * K;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < rest; ++c) tile[k * rest + c] = B[(full + c) * ldb + k];
+  gemm_small_columns<Arch, Arch, T, TransA>(M, rest, K, A, lda, tile, rest, accumulate, C + full, ldc);
 }
 
 }  // namespace detail
@@ -309,16 +337,17 @@ template <class Arch, class T>
 void gemm_small_kernel::operator()(Arch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
                                    int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C,
                                    int64_t ldc) const noexcept {
-  alignas(64) T bt[gemm_small_b_max];
-  if (trans_b) {  // rows of op(B) = columns of B: copy them out once rather than gather per row of C
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t j = 0; j < N; ++j) bt[k * N + j] = B[j * ldb + k];
-    B = bt, ldb = N;
+  if (trans_b) {
+    alignas(64) T scratch[gemm_small_b_max];
+    if (trans_a)
+      detail::gemm_small_trans_b<Arch, T, true>(M, N, K, A, lda, B, ldb, accumulate, C, ldc, scratch);
+    else
+      detail::gemm_small_trans_b<Arch, T, false>(M, N, K, A, lda, B, ldb, accumulate, C, ldc, scratch);
+  } else if (trans_a) {
+    detail::gemm_small_columns<Arch, Arch, T, true>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  } else {
+    detail::gemm_small_columns<Arch, Arch, T, false>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
   }
-  if (trans_a)
-    detail::gemm_small_columns<Arch, Arch, T, true>(M, N, 0, K, A, lda, B, ldb, accumulate, C, ldc);
-  else
-    detail::gemm_small_columns<Arch, Arch, T, false>(M, N, 0, K, A, lda, B, ldb, accumulate, C, ldc);
 }
 
 #define SEQGRAD_GEMM_INSTANTIATE(EXTERN, ARCH, T)                                                                   \

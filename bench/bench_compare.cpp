@@ -1,0 +1,107 @@
+// The workloads bench/compare_pytorch.py runs in both seqgrad and PyTorch:
+//   BM_tutorial              the example trainer's model end to end: 100 sequences x 10 steps x 5
+//                            features, RNN(8), per-step Linear(8, 1), BCE-with-logits, Adam,
+//                            batch 10, 5 epochs (50 updates)
+//   BM_train/<cell>/<H>      one training step: input 64, batch 64, 100 steps, 1 layer, Linear(H, 1)
+//                            head on every step, MSE loss, forward + backward + Adam update
+//   BM_infer/<cell>/<H>      the forward pass alone, under NoGradGuard
+// Counters: seqs*steps per second. Threads: OMP_NUM_THREADS.
+#include <benchmark/benchmark.h>
+
+#include "autograd/seqgrad.h"
+#include "layers/layers.h"
+#include "optim/optim.h"
+
+using namespace seqgrad;
+
+namespace {
+
+constexpr int64_t kBatch = 64, kSteps = 100, kInput = 64;
+const char* kCells[] = {"rnn", "lstm", "gru"};
+
+// A recurrent layer of the given kind behind one forward signature.
+struct Model {
+  Model(int cell, int64_t hidden) {
+    if (cell == 0) rnn = std::make_shared<RNN>(RNNOptions{.input_size = kInput, .hidden_size = hidden});
+    if (cell == 1) lstm = std::make_shared<LSTM>(LSTMOptions{.input_size = kInput, .hidden_size = hidden});
+    if (cell == 2) gru = std::make_shared<GRU>(GRUOptions{.input_size = kInput, .hidden_size = hidden});
+    head = std::make_shared<Linear>(LinearOptions{.in_features = hidden, .out_features = 1});
+  }
+  Tensor forward(const Tensor& x) {
+    if (rnn) return rnn->forward(x).output;
+    if (lstm) return lstm->forward(x).output;
+    return gru->forward(x).output;
+  }
+  std::vector<Tensor> parameters() const {
+    Module* m = rnn ? static_cast<Module*>(rnn.get()) : lstm ? static_cast<Module*>(lstm.get()) : gru.get();
+    auto p = m->parameters();
+    for (auto& q : head->parameters()) p.push_back(q);
+    return p;
+  }
+  std::shared_ptr<RNN> rnn;
+  std::shared_ptr<LSTM> lstm;
+  std::shared_ptr<GRU> gru;
+  std::shared_ptr<Linear> head;
+};
+
+void BM_train(benchmark::State& s) {
+  Model m(int(s.range(0)), s.range(1));
+  Generator g(1);
+  Tensor x = normal({kBatch, kSteps, kInput}, 0, 1, g), y = normal({kBatch, kSteps, 1}, 0, 1, g);
+  optim::Adam opt(m.parameters(), {.lr = 1e-3});
+  for (auto _ : s) {
+    Tensor loss = mse_loss(m.head->forward(m.forward(x)), y);
+    loss.backward();
+    opt.step();
+    opt.zero_grad();
+  }
+  s.counters["seq_steps/s"] = benchmark::Counter(double(kBatch * kSteps), benchmark::Counter::kIsIterationInvariantRate);
+  s.SetLabel(kCells[s.range(0)]);
+}
+
+void BM_infer(benchmark::State& s) {
+  Model m(int(s.range(0)), s.range(1));
+  Generator g(1);
+  Tensor x = normal({kBatch, kSteps, kInput}, 0, 1, g);
+  NoGradGuard no_grad;
+  for (auto _ : s) benchmark::DoNotOptimize(m.forward(x));
+  s.counters["seq_steps/s"] = benchmark::Counter(double(kBatch * kSteps), benchmark::Counter::kIsIterationInvariantRate);
+  s.SetLabel(kCells[s.range(0)]);
+}
+
+void BM_tutorial(benchmark::State& s) {
+  Generator g(1);
+  Tensor x = uniform({100, 10, 5}, -1, 1, g), y = uniform({100, 10, 1}, 0, 1, g);
+  for (float& v : y.span<float>()) v = v > 0.5f;
+  for (auto _ : s) {
+    RNN rnn({.input_size = 5, .hidden_size = 8});
+    Linear head({.in_features = 8, .out_features = 1});
+    auto params = rnn.parameters();
+    for (auto& p : head.parameters()) params.push_back(p);
+    optim::Adam opt(params, {.lr = 0.01});
+    for (int epoch = 0; epoch < 5; ++epoch)
+      for (int64_t b = 0; b < 100; b += 10) {
+        Tensor loss = binary_cross_entropy_with_logits(head.forward(rnn.forward(x.slice(0, b, b + 10)).output),
+                                                       y.slice(0, b, b + 10));
+        loss.backward();
+        opt.step();
+        opt.zero_grad();
+      }
+  }
+  s.counters["updates/s"] = benchmark::Counter(50, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void cells_and_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"cell", "hidden"});
+  for (int64_t h : {256, 512})
+    for (int64_t c = 0; c < 3; ++c) b->Args({c, h});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+}  // namespace
+
+BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_train)->Apply(cells_and_sizes);
+BENCHMARK(BM_infer)->Apply(cells_and_sizes);
+
+BENCHMARK_MAIN();
