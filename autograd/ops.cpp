@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+#include "autograd/kernels/cells.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm.h"
 #include "autograd/kernels/parallel.h"
@@ -941,6 +942,148 @@ void Embedding_bwd(const Node& n) {
     const T* g = ptr<T>(n.out.grad());
     for (int64_t i = 0, m = n.saved.numel(); i < m; ++i)
       k::axpy(dw + int64_t(n.saved.data<double>()[i]) * D, T(1), g + i * D, D);
+  });
+}
+}  // namespace
+
+// ================================================================ fused recurrent cells
+namespace {
+
+// Where row b of step t starts in xp, and the checks every cell shares. G gates of H units.
+struct CellRows {
+  int64_t B, H, base, stride;  // xp row b of step t starts at base + b * stride
+  int64_t row(int64_t b) const { return base + b * stride; }
+};
+
+CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, int64_t G,
+                   const Tensor& state) {
+  check_defined(op, xp, "xp");
+  check_defined(op, hp, "hp");
+  check_same_dtype(op, xp, hp);
+  if (hp.rank() != 2 || hp.size(1) % G != 0)
+    throw std::invalid_argument(fmt::format("{}: hp is {}; expected (B, {}*H)", op, hp.shape(), G));
+  int64_t B = hp.size(0), GH = hp.size(1);
+  bool ok = xp.size(-1) == GH && (xp.rank() == 2 || xp.rank() == 3);
+  if (ok && xp.rank() == 2) ok = xp.size(0) == B;
+  if (ok && xp.rank() == 3) ok = (time_axis == 0 || time_axis == 1) && xp.size(1 - time_axis) == B;
+  if (!ok)
+    throw std::invalid_argument(fmt::format(
+        "{}: xp is {} but hp is {}; expected xp (B, G*H) or (B, T, G*H) / (T, B, G*H) with time_axis 1 / 0", op,
+        xp.shape(), hp.shape()));
+  int64_t T = xp.rank() == 3 ? xp.size(time_axis) : 1;
+  if (t < 0 || t >= T) throw std::invalid_argument(fmt::format("{}: step {} is out of range for xp {}", op, t, xp.shape()));
+  if (state.defined()) {
+    check_same_dtype(op, xp, state);
+    if (state.shape() != Shape{B, GH / G})
+      throw std::invalid_argument(fmt::format("{}: state is {} but hp is {}; expected ({}, {})", op, state.shape(),
+                                              hp.shape(), B, GH / G));
+  }
+  if (xp.rank() == 2) return {B, GH / G, 0, GH};
+  if (time_axis == 1) return {B, GH / G, t * GH, xp.size(1) * GH};
+  return {B, GH / G, t * B * GH, GH};
+}
+
+// Rows are independent: threads split them when the step is large.
+bool parallel_rows(const CellRows& r, int64_t G) { return r.B > 1 && r.B * r.H * G >= (1 << 16); }
+
+template <class T>
+T* grad_ptr(const Node& n, int i) {
+  return n.needs_grad[i] ? ptr<T>(grad_of(n.in[i])) : nullptr;
+}
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? ptr<T>(t) : nullptr;
+}
+
+}  // namespace
+
+Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, bool relu) {
+  CellRows r = cell_rows("rnn_cell", xp, time_axis, t, hp, 1, {});
+  Tensor h = Tensor::empty({r.B, r.H}, xp.dtype());
+  by_dtype(xp.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
+      k::rnn_cell_fwd(ptr<T>(h) + b * r.H, ptr<T>(xp) + r.row(b), ptr<T>(hp) + b * r.H, relu, r.H);
+    });
+  });
+  if (recording("rnn_cell", {&xp, &hp}))
+    record({.op = Op::RnnCell, .in = {xp, hp}, .out = h, .iattr = {time_axis, t, relu}});
+  return h;
+}
+
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& c) {
+  check_defined("lstm_cell", c, "c");
+  CellRows r = cell_rows("lstm_cell", xp, time_axis, t, hp, 4, c);
+  Tensor h = Tensor::empty({r.B, r.H}, xp.dtype()), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor act = Tensor::empty({r.B, 5 * r.H}, xp.dtype());
+  by_dtype(xp.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
+      k::lstm_cell_fwd(ptr<T>(h) + b * r.H, ptr<T>(c_next) + b * r.H, ptr<T>(act) + b * 5 * r.H,
+                       ptr<T>(xp) + r.row(b), ptr<T>(hp) + b * 4 * r.H, ptr<T>(c) + b * r.H, r.H);
+    });
+  });
+  if (recording("lstm_cell", {&xp, &hp, &c}))
+    record({.op = Op::LstmCell, .in = {xp, hp, c}, .out = h, .out2 = c_next, .saved = act, .iattr = {time_axis, t}});
+  return {h, c_next};
+}
+
+Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& h) {
+  check_defined("gru_cell", h, "h");
+  CellRows r = cell_rows("gru_cell", xp, time_axis, t, hp, 3, h);
+  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), act = Tensor::empty({r.B, 3 * r.H}, xp.dtype());
+  by_dtype(xp.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
+      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(act) + b * 3 * r.H, ptr<T>(xp) + r.row(b),
+                      ptr<T>(hp) + b * 3 * r.H, ptr<T>(h) + b * r.H, r.H);
+    });
+  });
+  if (recording("gru_cell", {&xp, &hp, &h}))
+    record({.op = Op::GruCell, .in = {xp, hp, h}, .out = h_next, .saved = act, .iattr = {time_axis, t}});
+  return h_next;
+}
+
+namespace {
+void RnnCell_bwd(const Node& n) {
+  CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, {});
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1);
+    const T *h = ptr<T>(n.out), *dh = ptr<T>(n.out.grad());
+    k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
+      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + b * r.H : dhp, h + b * r.H, dh + b * r.H,
+                      n.iattr[2] != 0, r.H);
+    });
+  });
+}
+
+void LstmCell_bwd(const Node& n) {
+  CellRows r = cell_rows("lstm_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 4, {});
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1), *dc = grad_ptr<T>(n, 2);
+    const T *dh_next = ptr_or_null<T>(n.out.grad()), *dc_next = ptr_or_null<T>(n.out2.grad());
+    k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
+      int64_t o = b * r.H;
+      k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + 4 * o : dhp, dc ? dc + o : dc,
+                       ptr<T>(n.saved) + 5 * o, ptr<T>(n.in[2]) + o, dh_next ? dh_next + o : dh_next,
+                       dc_next ? dc_next + o : dc_next, r.H);
+    });
+  });
+}
+
+void GruCell_bwd(const Node& n) {
+  CellRows r = cell_rows("gru_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 3, {});
+  by_dtype(n.out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1), *dh = grad_ptr<T>(n, 2);
+    const T* g = ptr<T>(n.out.grad());
+    k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
+      int64_t o = b * r.H;
+      k::gru_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + 3 * o : dhp, dh ? dh + o : dh, ptr<T>(n.saved) + 3 * o,
+                      ptr<T>(n.in[1]) + 3 * o, ptr<T>(n.in[2]) + o, g + o, r.H);
+    });
   });
 }
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -63,6 +64,17 @@ Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target);
 
 // weight: (V, D); indices of any shape `index_shape` in [0, V) -> index_shape + (D).
 Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const Shape& index_shape);
+
+// Fused point-wise recurrent cells (one tape op per step; the matmuls stay separate linear ops).
+// xp: the input projection x W_ih^T + b_ih, either of one step (B, G*H) or of a whole sequence
+// (B, T, G*H) with time_axis 1 / (T, B, G*H) with time_axis 0, of which step t is read in place;
+// hp = h W_hh^T + b_hh (B, G*H). Gate order and equations are PyTorch's:
+//   rnn_cell:  h' = tanh(xp + hp)   (relu: max(0, .))                          G = 1
+//   lstm_cell: i,f,g,o = sig, sig, tanh, sig (xp + hp); c' = f*c + i*g; h' = o*tanh(c')   G = 4
+//   gru_cell:  r,z = sig(xp + hp); n = tanh(xp_n + r*hp_n); h' = (1-z)*n + z*h   G = 3
+Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, bool relu = false);
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& c);
+Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& h);
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

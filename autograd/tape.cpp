@@ -37,10 +37,13 @@ void Tape::clear() {
 }
 
 void Tape::record(Node&& n) {
-  TensorImpl& out = n.out.impl();
-  out.requires_grad = true;
-  out.node = int64_t(nodes_.size());
-  out.epoch = epoch_;
+  for (Tensor* t : {&n.out, &n.out2}) {
+    if (!t->defined()) continue;
+    TensorImpl& out = t->impl();
+    out.requires_grad = true;
+    out.node = int64_t(nodes_.size());
+    out.epoch = epoch_;
+  }
   nodes_.push_back(std::move(n));
 }
 
@@ -63,10 +66,12 @@ void Tape::backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   NoGradGuard no_grad;  // backward formulas reuse forward ops; they must not record
   for (int64_t i = r.node; i >= 0; --i) {
     const Node& n = nodes_[size_t(i)];
-    if (!n.out.impl().grad) continue;  // nothing downstream of the root used this node
+    bool has_grad2 = n.out2.defined() && n.out2.impl().grad;
+    if (!n.out.impl().grad && !has_grad2) continue;  // nothing downstream of the root used this node
     detail::backward_node(n);
     // Only leaves keep their gradient, as in PyTorch; this also makes a retained second pass exact.
     n.out.impl().grad.reset();
+    if (has_grad2) n.out2.impl().grad.reset();
   }
   if (!retain_graph) clear();
 }

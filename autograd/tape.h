@@ -34,7 +34,8 @@ struct Node {
   std::array<Tensor, 3> in;          // inputs (undefined where unused)
   std::vector<Tensor> list;          // variadic inputs (concat only)
   Tensor out;
-  Tensor saved;                      // extra state for backward (a target, indices)
+  Tensor out2;                       // a second output (lstm_cell's c), else undefined
+  Tensor saved;                      // extra state for backward (a target, indices, activations)
   std::array<int64_t, 3> iattr{};    // axes, indices
   double attr = 0;                   // a scalar operand
 };
@@ -49,7 +50,7 @@ class Tape {
   // Forgets every node; tensors recorded so far can no longer be backpropagated through.
   void clear();
 
-  // Appends n (its out must be set) and links n.out to it.
+  // Appends n (its out must be set) and links n.out (and n.out2) to it.
   void record(Node&& n);
   void backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 

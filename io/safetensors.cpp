@@ -26,9 +26,9 @@ struct DTypeInfo {
 };
 constexpr DTypeInfo kReadable[] = {
     {"F32", FileDType::f32, 4}, {"F64", FileDType::f64, 8}, {"F16", FileDType::f16, 2}, {"BF16", FileDType::bf16, 2}};
-constexpr const char* kUnsupported[] = {"BOOL",    "U8",      "I8",         "I16",        "U16",   "I32",
-                                        "U32",     "I64",     "U64",        "F8_E5M2",    "F8_E4M3", "F8_E8M0",
-                                        "F6_E2M3", "F6_E3M2", "F4",         "F8_E4M3FNUZ", "C64",   "F8_E5M2FNUZ"};
+// Other dtypes of the safetensors specification: named as unsupported rather than unknown.
+constexpr const char* kUnsupported[] = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+                                        "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
 
 struct Entry {
   std::string name;

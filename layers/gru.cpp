@@ -8,13 +8,9 @@ namespace detail {
 // 13 ops (14 with the loop's select). r and z come from one sigmoid over the summed (B, 3H)
 // pre-activations (the n block's is unused); n needs the input and hidden halves apart because r
 // multiplies only the hidden one.
-Tensor gru_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh) {
-  int64_t H = h.size(-1);
+Tensor gru_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh) {
   Tensor hp = linear(h, w_hh, b_hh);  // (B, 3H): W_hr h + b_hr, W_hz h + b_hz, W_hn h + b_hn
-  Tensor rz = sigmoid(add(xp, hp));
-  Tensor r = slice(rz, 1, 0, H), z = slice(rz, 1, H, 2 * H);
-  Tensor n = tanh(add(slice(xp, 1, 2 * H, 3 * H), mul(r, slice(hp, 1, 2 * H, 3 * H))));
-  return add(n, mul(z, sub(h, n)));  // (1 - z) * n + z * h
+  return gru_cell(xp, time_axis, t, hp, h);  // r, z, n and (1 - z) * n + z * h, fused
 }
 }  // namespace detail
 
@@ -42,7 +38,7 @@ GRUCell::GRUCell(const GRUCellOptions& o)
 
 Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const {
   Tensor xp = project(x);
-  return detail::gru_step(xp, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_);
+  return detail::gru_step(xp, 1, 0, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_);
 }
 
 }  // namespace seqgrad

@@ -7,14 +7,11 @@ namespace seqgrad {
 namespace detail {
 // 13 ops (14 with the loop's select). One sigmoid over all four gate blocks (the g block's is
 // unused) is cheaper on the tape than three separate ones.
-LSTMState lstm_step(const Tensor& xp, const LSTMState& s, const Tensor& w_hh, const Tensor& b_hh) {
-  int64_t H = s.h.size(-1);
-  Tensor gates = add(xp, linear(s.h, w_hh, b_hh));  // (B, 4H): i, f, g, o
-  Tensor act = sigmoid(gates);
-  Tensor i = slice(act, 1, 0, H), f = slice(act, 1, H, 2 * H), o = slice(act, 1, 3 * H, 4 * H);
-  Tensor g = tanh(slice(gates, 1, 2 * H, 3 * H));
-  Tensor c = add(mul(f, s.c), mul(i, g));
-  return {mul(o, tanh(c)), c};
+LSTMState lstm_step(const Tensor& xp, int time_axis, int64_t t, const LSTMState& s, const Tensor& w_hh,
+                    const Tensor& b_hh) {
+  // gates = xp_t + h W_hh^T + b_hh (B, 4H): i, f, g, o; the point-wise rest is one fused op.
+  auto [h, c] = lstm_cell(xp, time_axis, t, linear(s.h, w_hh, b_hh), s.c);
+  return {h, c};
 }
 }  // namespace detail
 
@@ -42,7 +39,7 @@ LSTMCell::LSTMCell(const LSTMCellOptions& o)
 LSTMState LSTMCell::forward(const Tensor& x, const LSTMState& state) const {
   Tensor xp = project(x);
   int64_t B = x.size(0);
-  return detail::lstm_step(xp, {state_or_zeros(state.h, "h", B), state_or_zeros(state.c, "c", B)}, w_hh_, b_hh_);
+  return detail::lstm_step(xp, 1, 0, {state_or_zeros(state.h, "h", B), state_or_zeros(state.c, "c", B)}, w_hh_, b_hh_);
 }
 
 }  // namespace seqgrad

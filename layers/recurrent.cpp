@@ -57,12 +57,12 @@ RecurrentBase::RecurrentBase(const RecurrentConfig& c) : cfg_(c), dropout_gen_(c
     }
 }
 
-LSTMState RecurrentBase::step(int i, const Tensor& xp, const LSTMState& s) const {
+LSTMState RecurrentBase::step(int i, const Tensor& xp, int axis, int64_t t, const LSTMState& s) const {
   switch (cfg_.kind) {
-    case CellKind::rnn_tanh: return {rnn_step(xp, s.h, w_hh_[i], b_hh_[i], false), {}};
-    case CellKind::rnn_relu: return {rnn_step(xp, s.h, w_hh_[i], b_hh_[i], true), {}};
-    case CellKind::lstm: return lstm_step(xp, s, w_hh_[i], b_hh_[i]);
-    case CellKind::gru: return {gru_step(xp, s.h, w_hh_[i], b_hh_[i]), {}};
+    case CellKind::rnn_tanh: return {rnn_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i], false), {}};
+    case CellKind::rnn_relu: return {rnn_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i], true), {}};
+    case CellKind::lstm: return lstm_step(xp, axis, t, s, w_hh_[i], b_hh_[i]);
+    case CellKind::gru: return {gru_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i]), {}};
   }
   return {};
 }
@@ -141,7 +141,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
-        LSTMState next = step(i, select(proj, time_axis, t), s);
+        LSTMState next = step(i, proj, time_axis, t, s);
         if (mask[t].defined()) {
           next.h = mul(next.h, mask[t]);  // the output: zero on padding
           outs[t] = next.h;

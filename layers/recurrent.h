@@ -60,11 +60,15 @@ namespace detail {
 enum class CellKind : uint8_t { rnn_tanh, rnn_relu, lstm, gru };
 int gate_count(CellKind kind);  // G: 1, 1, 4, 3
 
-// One step from the input projection xp = x W_ih^T + b_ih (B, G*H) and the previous state.
-// Defined in rnn.cpp, lstm.cpp, gru.cpp next to their equations. b_hh may be undefined (no bias).
-Tensor rnn_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh, bool relu);
-LSTMState lstm_step(const Tensor& xp, const LSTMState& s, const Tensor& w_hh, const Tensor& b_hh);
-Tensor gru_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh);
+// One step from the input projection xp = x W_ih^T + b_ih and the previous state: xp is one
+// step's (B, G*H), or the whole sequence's (B, T, G*H) / (T, B, G*H) (time_axis 1 / 0) read at
+// step t in place. Each is two tape ops: linear(h, W_hh, b_hh) and the fused point-wise cell
+// (ops.h). Defined in rnn.cpp, lstm.cpp, gru.cpp next to their equations. b_hh may be undefined.
+Tensor rnn_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh,
+                bool relu);
+LSTMState lstm_step(const Tensor& xp, int time_axis, int64_t t, const LSTMState& s, const Tensor& w_hh,
+                    const Tensor& b_hh);
+Tensor gru_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh);
 
 struct RecurrentConfig {
   const char* name;  // "RNN", "LSTM", "GRU": prefixes every error message
@@ -85,7 +89,7 @@ class RecurrentBase : public Module {
   LSTMOutput run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths);
 
  private:
-  LSTMState step(int index, const Tensor& xp, const LSTMState& s) const;
+  LSTMState step(int index, const Tensor& proj, int time_axis, int64_t t, const LSTMState& s) const;
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
 
   RecurrentConfig cfg_;

@@ -6,9 +6,9 @@ namespace seqgrad {
 
 namespace detail {
 // h' = act(xp + h W_hh^T + b_hh): 3 ops.
-Tensor rnn_step(const Tensor& xp, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh, bool use_relu) {
-  Tensor pre = add(xp, linear(h, w_hh, b_hh));
-  return use_relu ? relu(pre) : tanh(pre);
+Tensor rnn_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh,
+                bool use_relu) {
+  return rnn_cell(xp, time_axis, t, linear(h, w_hh, b_hh), use_relu);  // act(xp_t + h W_hh^T + b_hh)
 }
 }  // namespace detail
 
@@ -40,7 +40,7 @@ RNNCell::RNNCell(const RNNCellOptions& o)
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) const {
   Tensor xp = project(x);
-  return detail::rnn_step(xp, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_,
+  return detail::rnn_step(xp, 1, 0, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_,
                           options_.nonlinearity == Nonlinearity::relu);
 }
 

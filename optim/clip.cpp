@@ -1,10 +1,10 @@
 #include "optim/clip.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "optim/optimizer.h"
 #include "optim/update.h"
@@ -12,8 +12,7 @@
 namespace seqgrad::optim {
 
 double grad_norm(const std::vector<Tensor>& params, double p) {
-  if (!(p > 0))
-    throw std::invalid_argument(fmt::format("grad_norm: norm_type {} must be > 0 (or inf)", p));
+  if (!(p > 0)) throw std::invalid_argument(fmt::format("grad_norm: norm_type {} must be > 0 (or inf)", p));
   // Per-gradient partials in the gradient's precision, combined across parameters in double.
   double total = 0;
   for (const Tensor& param : params) {
@@ -34,8 +33,7 @@ double grad_norm(const std::vector<Tensor>& params, double p) {
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double p, bool error_if_nonfinite) {
-  if (!(max_norm >= 0))
-    throw std::invalid_argument(fmt::format("clip_grad_norm: max_norm {} must be >= 0", max_norm));
+  if (!(max_norm >= 0)) throw std::invalid_argument(fmt::format("clip_grad_norm: max_norm {} must be >= 0", max_norm));
   double total = grad_norm(params, p);
   if (!std::isfinite(total) && error_if_nonfinite)
     throw std::runtime_error(fmt::format(

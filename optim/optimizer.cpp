@@ -1,10 +1,10 @@
 #include "optim/optimizer.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace seqgrad::optim {
 
@@ -22,8 +22,8 @@ Optimizer::Optimizer(const char* name, std::vector<Tensor> params, double lr, st
     if (!p.defined()) throw std::invalid_argument(fmt::format("{}: parameter {} is an undefined Tensor", name_, i));
     if (!p.is_leaf())
       throw std::invalid_argument(
-          fmt::format("{}: parameter {} (shape {}) is not a leaf tensor; optimize the leaf it was computed from",
-                      name_, i, p.shape()));
+          fmt::format("{}: parameter {} (shape {}) is not a leaf tensor; optimize the leaf it was computed from", name_,
+                      i, p.shape()));
     for (size_t j = 0; j < i; ++j)
       if (params_[j].same(p))
         throw std::invalid_argument(fmt::format("{}: parameter {} is the same tensor as parameter {}", name_, i, j));
@@ -73,7 +73,8 @@ NamedTensors Optimizer::state() const {
     const ParamState& s = state_[i];
     if (!s.started) continue;
     if (counts_steps_) out.emplace_back(fmt::format("{}.step", i), full({}, double(s.step), DType::f64));
-    for (size_t k = 0; k < buffer_names_.size(); ++k) out.emplace_back(fmt::format("{}.{}", i, buffer_names_[k]), s.buffers[k]);
+    for (size_t k = 0; k < buffer_names_.size(); ++k)
+      out.emplace_back(fmt::format("{}.{}", i, buffer_names_[k]), s.buffers[k]);
   }
   return out;
 }
@@ -127,7 +128,8 @@ void Optimizer::load_state(const NamedTensors& entries) {
       double step = scalar(key, t);
       if (!(step >= 0) || step != std::floor(step)) fail(fmt::format("'{}' is {}, not a step count", key, step));
     } else if (t.shape() != params_[index].shape()) {
-      fail(fmt::format("'{}' has shape {} but parameter {} has shape {}", key, t.shape(), index, params_[index].shape()));
+      fail(fmt::format("'{}' has shape {} but parameter {} has shape {}", key, t.shape(), index,
+                       params_[index].shape()));
     }
     found[index][slot] = &t;
   }
@@ -137,7 +139,8 @@ void Optimizer::load_state(const NamedTensors& entries) {
     if (present == 0 || present == slots) continue;
     for (size_t k = 0; k < slots; ++k)
       if (!found[i][k])
-        fail(fmt::format("parameter {} has some state entries but not '{}.{}'", i, i, k == nb ? "step" : buffer_names_[k]));
+        fail(fmt::format("parameter {} has some state entries but not '{}.{}'", i, i,
+                         k == nb ? "step" : buffer_names_[k]));
   }
   // Everything checked: commit.
   lr_ = lr;

@@ -1,12 +1,12 @@
 #include "optim/scheduler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace seqgrad::optim {
 
@@ -14,7 +14,8 @@ namespace {
 
 // Reads named values into the given slots; throws on unknown or missing names. Nothing is written
 // unless every name checks out.
-void read_state(const char* who, const SchedulerState& state, std::initializer_list<std::pair<const char*, double*>> slots) {
+void read_state(const char* who, const SchedulerState& state,
+                std::initializer_list<std::pair<const char*, double*>> slots) {
   std::vector<double> values(slots.size(), std::numeric_limits<double>::quiet_NaN());
   std::vector<bool> seen(slots.size(), false);
   for (const auto& [key, value] : state) {
@@ -71,7 +72,8 @@ void LRScheduler::load_state(const SchedulerState& state) {
   double epoch = 0, base = 0;
   read_state(name_, state, {{"last_epoch", &epoch}, {"base_lr", &base}});
   int64_t e = as_count(name_, "last_epoch", epoch);
-  if (!(base >= 0)) throw std::invalid_argument(fmt::format("{}::load_state: 'base_lr' is {}, must be >= 0", name_, base));
+  if (!(base >= 0))
+    throw std::invalid_argument(fmt::format("{}::load_state: 'base_lr' is {}, must be >= 0", name_, base));
   last_epoch_ = e;
   base_lr_ = base;
   optimizer_.set_lr(lr_at(last_epoch_));
@@ -83,9 +85,7 @@ StepLR::StepLR(Optimizer& optimizer, StepLROptions o) : LRScheduler("StepLR", op
   check(o.gamma > 0 && std::isfinite(o.gamma), "gamma", o.gamma, "must be > 0");
   start();
 }
-double StepLR::lr_at(int64_t e) const {
-  return base_lr() * std::pow(options_.gamma, double(e / options_.step_size));
-}
+double StepLR::lr_at(int64_t e) const { return base_lr() * std::pow(options_.gamma, double(e / options_.step_size)); }
 
 // ---- ExponentialLR
 ExponentialLR::ExponentialLR(Optimizer& optimizer, ExponentialLROptions o)
@@ -125,8 +125,8 @@ SequentialLR::SequentialLR(Optimizer& optimizer, std::vector<LRScheduler*> sched
     : LRScheduler("SequentialLR", optimizer), schedulers_(std::move(schedulers)), milestones_(std::move(milestones)) {
   if (schedulers_.empty()) throw std::invalid_argument("SequentialLR: needs at least one scheduler");
   if (milestones_.size() + 1 != schedulers_.size())
-    throw std::invalid_argument(fmt::format("SequentialLR: {} schedulers need {} milestones, got {}", schedulers_.size(),
-                                            schedulers_.size() - 1, milestones_.size()));
+    throw std::invalid_argument(fmt::format("SequentialLR: {} schedulers need {} milestones, got {}",
+                                            schedulers_.size(), schedulers_.size() - 1, milestones_.size()));
   for (size_t k = 0; k < schedulers_.size(); ++k) {
     if (!schedulers_[k]) throw std::invalid_argument(fmt::format("SequentialLR: scheduler {} is null", k));
     if (&schedulers_[k]->optimizer() != &optimizer)
@@ -134,8 +134,8 @@ SequentialLR::SequentialLR(Optimizer& optimizer, std::vector<LRScheduler*> sched
   }
   for (size_t k = 0; k < milestones_.size(); ++k)
     if (milestones_[k] < 1 || (k > 0 && milestones_[k] <= milestones_[k - 1]))
-      throw std::invalid_argument(
-          fmt::format("SequentialLR: milestones must be positive and increasing; milestone {} is {}", k, milestones_[k]));
+      throw std::invalid_argument(fmt::format(
+          "SequentialLR: milestones must be positive and increasing; milestone {} is {}", k, milestones_[k]));
   start();
 }
 double SequentialLR::lr_at(int64_t e) const {
@@ -163,8 +163,7 @@ bool ReduceLROnPlateau::is_better(double a) const {
   using M = ReduceLROnPlateauOptions::Mode;
   using TM = ReduceLROnPlateauOptions::ThresholdMode;
   const auto& o = options_;
-  if (o.mode == M::min)
-    return o.threshold_mode == TM::rel ? a < best_ * (1 - o.threshold) : a < best_ - o.threshold;
+  if (o.mode == M::min) return o.threshold_mode == TM::rel ? a < best_ * (1 - o.threshold) : a < best_ - o.threshold;
   return o.threshold_mode == TM::rel ? a > best_ * (1 + o.threshold) : a > best_ + o.threshold;
 }
 
@@ -199,7 +198,8 @@ SchedulerState ReduceLROnPlateau::state() const {
 void ReduceLROnPlateau::load_state(const SchedulerState& state) {
   const char* who = "ReduceLROnPlateau";
   double epoch = 0, best = 0, bad = 0, cool = 0;
-  read_state(who, state, {{"last_epoch", &epoch}, {"best", &best}, {"num_bad_epochs", &bad}, {"cooldown_counter", &cool}});
+  read_state(who, state,
+             {{"last_epoch", &epoch}, {"best", &best}, {"num_bad_epochs", &bad}, {"cooldown_counter", &cool}});
   int64_t e = as_count(who, "last_epoch", epoch), b = as_count(who, "num_bad_epochs", bad),
           c = as_count(who, "cooldown_counter", cool);
   last_epoch_ = e;

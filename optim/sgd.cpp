@@ -1,9 +1,9 @@
 #include "optim/sgd.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "optim/update.h"
 
@@ -22,9 +22,9 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions o)
   check(std::isfinite(o.dampening), "dampening", o.dampening, "must be finite");
   check(o.weight_decay >= 0, "weight_decay", o.weight_decay, "must be >= 0");
   if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-    throw std::invalid_argument(fmt::format(
-        "SGD: nesterov momentum requires momentum > 0 and dampening == 0 (got momentum {}, dampening {})", o.momentum,
-        o.dampening));
+    throw std::invalid_argument(
+        fmt::format("SGD: nesterov momentum requires momentum > 0 and dampening == 0 (got momentum {}, dampening {})",
+                    o.momentum, o.dampening));
 }
 
 void SGD::step() {

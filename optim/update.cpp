@@ -19,15 +19,13 @@ constexpr int64_t kChunk = 1 << 14;
 constexpr int64_t kParallelMin = 1 << 16;
 constexpr int64_t kGroup = 64;
 
-template <class F>
-auto& dispatched() {
+template <class F> auto& dispatched() {
   static auto f = xsimd::dispatch<seqgrad::kernels::arch_list>(F{});
   return f;
 }
 
 // Calls body(begin, end) over [0, n) in kChunk pieces, in parallel when n is large.
-template <class F>
-void chunked(int64_t n, F&& body) {
+template <class F> void chunked(int64_t n, F&& body) {
   if (n < kParallelMin) {
     body(int64_t(0), n);
     return;
@@ -37,39 +35,30 @@ void chunked(int64_t n, F&& body) {
   for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
 }
 
-template <class T>
-T* at(T* p, int64_t s) {
-  return p ? p + s : nullptr;
-}
+template <class T> T* at(T* p, int64_t s) { return p ? p + s : nullptr; }
 
 }  // namespace
 
-template <class T>
-void sgd(T* p, const T* g, T* buf, int64_t n, const SgdArgs<T>& a) {
+template <class T> void sgd(T* p, const T* g, T* buf, int64_t n, const SgdArgs<T>& a) {
   chunked(n, [&](int64_t s, int64_t e) { dispatched<sgd_kernel>()(p + s, g + s, at(buf, s), e - s, a); });
 }
 
-template <class T>
-void adam(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamArgs<T>& a) {
-  chunked(n, [&](int64_t s, int64_t e) {
-    dispatched<adam_kernel>()(p + s, g + s, m + s, v + s, at(vmax, s), e - s, a);
-  });
+template <class T> void adam(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamArgs<T>& a) {
+  chunked(n,
+          [&](int64_t s, int64_t e) { dispatched<adam_kernel>()(p + s, g + s, m + s, v + s, at(vmax, s), e - s, a); });
 }
 
-template <class T>
-void rmsprop(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, const RmspropArgs<T>& a) {
+template <class T> void rmsprop(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n, const RmspropArgs<T>& a) {
   chunked(n, [&](int64_t s, int64_t e) {
     dispatched<rmsprop_kernel>()(p + s, g + s, sq + s, at(gavg, s), at(buf, s), e - s, a);
   });
 }
 
-template <class T>
-void adagrad(T* p, const T* g, T* sum, int64_t n, const AdagradArgs<T>& a) {
+template <class T> void adagrad(T* p, const T* g, T* sum, int64_t n, const AdagradArgs<T>& a) {
   chunked(n, [&](int64_t s, int64_t e) { dispatched<adagrad_kernel>()(p + s, g + s, sum + s, e - s, a); });
 }
 
-template <class T>
-T norm_reduce(const T* x, int64_t n, double p) {
+template <class T> T norm_reduce(const T* x, int64_t n, double p) {
   int mode = p == 2 ? 0 : p == 1 ? 1 : std::isinf(p) ? 3 : 2;
   auto piece = [&](int64_t s, int64_t e) { return dispatched<norm_kernel>()(x + s, e - s, mode, T(p)); };
   if (n < kParallelMin) return piece(0, n);
@@ -92,23 +81,21 @@ T norm_reduce(const T* x, int64_t n, double p) {
   return r;
 }
 
-template <class T>
-void scale(T* x, T c, int64_t n) {
+template <class T> void scale(T* x, T c, int64_t n) {
   chunked(n, [&](int64_t s, int64_t e) { dispatched<scale_kernel>()(x + s, c, e - s); });
 }
 
-template <class T>
-void clamp(T* x, T lo, T hi, int64_t n) {
+template <class T> void clamp(T* x, T lo, T hi, int64_t n) {
   chunked(n, [&](int64_t s, int64_t e) { dispatched<clamp_kernel>()(x + s, lo, hi, e - s); });
 }
 
-#define SEQGRAD_DEFINE(T)                                                                   \
-  template void sgd<T>(T*, const T*, T*, int64_t, const SgdArgs<T>&);                       \
-  template void adam<T>(T*, const T*, T*, T*, T*, int64_t, const AdamArgs<T>&);             \
-  template void rmsprop<T>(T*, const T*, T*, T*, T*, int64_t, const RmspropArgs<T>&);       \
-  template void adagrad<T>(T*, const T*, T*, int64_t, const AdagradArgs<T>&);               \
-  template T norm_reduce<T>(const T*, int64_t, double);                                     \
-  template void scale<T>(T*, T, int64_t);                                                   \
+#define SEQGRAD_DEFINE(T)                                                             \
+  template void sgd<T>(T*, const T*, T*, int64_t, const SgdArgs<T>&);                 \
+  template void adam<T>(T*, const T*, T*, T*, T*, int64_t, const AdamArgs<T>&);       \
+  template void rmsprop<T>(T*, const T*, T*, T*, T*, int64_t, const RmspropArgs<T>&); \
+  template void adagrad<T>(T*, const T*, T*, int64_t, const AdagradArgs<T>&);         \
+  template T norm_reduce<T>(const T*, int64_t, double);                               \
+  template void scale<T>(T*, T, int64_t);                                             \
   template void clamp<T>(T*, T, T, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)

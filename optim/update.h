@@ -14,32 +14,28 @@
 
 namespace seqgrad::optim::kernels {
 
-template <class T>
-struct SgdArgs {
+template <class T> struct SgdArgs {
   T lr, weight_decay, momentum, one_minus_dampening;
   bool nesterov;
   bool first;  // the first step copies d into the momentum buffer, without dampening
 };
 
-template <class T>
-struct AdamArgs {
+template <class T> struct AdamArgs {
   T decay;         // AdamW: 1 - lr*weight_decay multiplies p first; Adam: 1
   T weight_decay;  // Adam's L2 term added to the gradient; AdamW: 0
   T beta1, one_minus_beta1, beta2, one_minus_beta2;
-  T step_size;     // lr / (1 - beta1^t)
-  T bc2_sqrt;      // sqrt(1 - beta2^t)
+  T step_size;  // lr / (1 - beta1^t)
+  T bc2_sqrt;   // sqrt(1 - beta2^t)
   T eps;
   bool amsgrad;
 };
 
-template <class T>
-struct RmspropArgs {
+template <class T> struct RmspropArgs {
   T lr, alpha, one_minus_alpha, eps, weight_decay, momentum;
   bool centered;
 };
 
-template <class T>
-struct AdagradArgs {
+template <class T> struct AdagradArgs {
   T clr;  // lr / (1 + (t-1) lr_decay)
   T eps, weight_decay;
 };
@@ -56,7 +52,7 @@ template <class T> void adagrad(T* p, const T* g, T* sum, int64_t n, const Adagr
 // or max_i |x_i| for p == inf. NaN propagates. Partial sums over fixed chunks are added in chunk
 // order, so the result has the same bits for any thread count.
 template <class T> T norm_reduce(const T* x, int64_t n, double p);
-template <class T> void scale(T* x, T c, int64_t n);           // x *= c
-template <class T> void clamp(T* x, T lo, T hi, int64_t n);    // x = min(max(x, lo), hi); NaN stays NaN
+template <class T> void scale(T* x, T c, int64_t n);         // x *= c
+template <class T> void clamp(T* x, T lo, T hi, int64_t n);  // x = min(max(x, lo), hi); NaN stays NaN
 
 }  // namespace seqgrad::optim::kernels

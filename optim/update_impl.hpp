@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
-
 #include <xsimd/xsimd.hpp>
 
 #include "optim/update.h"
@@ -20,8 +19,7 @@
 namespace seqgrad::optim::kernels {
 
 struct sgd_kernel {
-  template <class Arch, class T>
-  void operator()(Arch, T* p, const T* g, T* buf, int64_t n, const SgdArgs<T>& a) const;
+  template <class Arch, class T> void operator()(Arch, T* p, const T* g, T* buf, int64_t n, const SgdArgs<T>& a) const;
 };
 struct adam_kernel {
   template <class Arch, class T>
@@ -37,28 +35,25 @@ struct adagrad_kernel {
 };
 // mode 0: sum x^2, 1: sum |x|, 2: sum |x|^p, 3: max |x| (NaN-propagating).
 struct norm_kernel {
-  template <class Arch, class T>
-  T operator()(Arch, const T* x, int64_t n, int mode, T p) const;
+  template <class Arch, class T> T operator()(Arch, const T* x, int64_t n, int mode, T p) const;
 };
 struct scale_kernel {
-  template <class Arch, class T>
-  void operator()(Arch, T* x, T c, int64_t n) const;
+  template <class Arch, class T> void operator()(Arch, T* x, T c, int64_t n) const;
 };
 struct clamp_kernel {
-  template <class Arch, class T>
-  void operator()(Arch, T* x, T lo, T hi, int64_t n) const;
+  template <class Arch, class T> void operator()(Arch, T* x, T lo, T hi, int64_t n) const;
 };
 
-#define SEQGRAD_OPTIM_KERNELS(PREFIX, Arch, T)                                                                        \
+#define SEQGRAD_OPTIM_KERNELS(PREFIX, Arch, T)                                                                       \
   PREFIX template void sgd_kernel::operator()<Arch, T>(Arch, T*, const T*, T*, int64_t, const SgdArgs<T>&) const;    \
   PREFIX template void adam_kernel::operator()<Arch, T>(Arch, T*, const T*, T*, T*, T*, int64_t, const AdamArgs<T>&) \
-      const;                                                                                                          \
-  PREFIX template void rmsprop_kernel::operator()<Arch, T>(Arch, T*, const T*, T*, T*, T*, int64_t,                   \
-                                                           const RmspropArgs<T>&) const;                              \
+      const;                                                                                                         \
+  PREFIX template void rmsprop_kernel::operator()<Arch, T>(Arch, T*, const T*, T*, T*, T*, int64_t,                  \
+                                                           const RmspropArgs<T>&) const;                             \
   PREFIX template void adagrad_kernel::operator()<Arch, T>(Arch, T*, const T*, T*, int64_t, const AdagradArgs<T>&)   \
-      const;                                                                                                          \
-  PREFIX template T norm_kernel::operator()<Arch, T>(Arch, const T*, int64_t, int, T) const;                          \
-  PREFIX template void scale_kernel::operator()<Arch, T>(Arch, T*, T, int64_t) const;                                 \
+      const;                                                                                                         \
+  PREFIX template T norm_kernel::operator()<Arch, T>(Arch, const T*, int64_t, int, T) const;                         \
+  PREFIX template void scale_kernel::operator()<Arch, T>(Arch, T*, T, int64_t) const;                                \
   PREFIX template void clamp_kernel::operator()<Arch, T>(Arch, T*, T, T, int64_t) const;
 
 #ifndef SEQGRAD_OPTIM_KERNEL_TU
@@ -74,24 +69,21 @@ SEQGRAD_OPTIM_KERNELS(extern, xsimd::sse2, double)
 namespace detail {
 
 // Calls f(i, V{}) over full batches (V = xsimd::batch<T, Arch>) and then over the tail (V = T).
-template <class Arch, class T, class F>
-inline void for_batches(int64_t n, F&& f) {
+template <class Arch, class T, class F> inline void for_batches(int64_t n, F&& f) {
   constexpr int64_t w = xsimd::batch<T, Arch>::size;
   int64_t i = 0;
   for (; i + w <= n; i += w) f(i, xsimd::batch<T, Arch>{});
   for (; i < n; ++i) f(i, T{});
 }
 
-template <class V, class T>
-inline V ld(const T* p) {
+template <class V, class T> inline V ld(const T* p) {
   if constexpr (std::is_same_v<V, T>) {
     return *p;
   } else {
     return V::load_unaligned(p);
   }
 }
-template <class V, class T>
-inline void st(T* p, const V& v) {
+template <class V, class T> inline void st(T* p, const V& v) {
   if constexpr (std::is_same_v<V, T>) {
     *p = v;
   } else {
@@ -99,21 +91,18 @@ inline void st(T* p, const V& v) {
   }
 }
 
-template <class V>
-inline V vsqrt(const V& x) {
+template <class V> inline V vsqrt(const V& x) {
   using std::sqrt;
   using xsimd::sqrt;
   return sqrt(x);
 }
-template <class V>
-inline V vabs(const V& x) {
+template <class V> inline V vabs(const V& x) {
   using std::abs;
   using xsimd::abs;
   return abs(x);
 }
 // max(a, b) that returns NaN when either is NaN, like torch.maximum.
-template <class V>
-inline V max_nan(const V& a, const V& b) {
+template <class V> inline V max_nan(const V& a, const V& b) {
   if constexpr (std::is_arithmetic_v<V>) {
     return (b > a || b != b) ? b : a;
   } else {
@@ -121,8 +110,7 @@ inline V max_nan(const V& a, const V& b) {
   }
 }
 // min(max(x, lo), hi) that keeps NaN, like torch.clamp.
-template <class V>
-inline V vclamp(const V& x, const V& lo, const V& hi) {
+template <class V> inline V vclamp(const V& x, const V& lo, const V& hi) {
   if constexpr (std::is_arithmetic_v<V>) {
     return x < lo ? lo : (x > hi ? hi : x);
   } else {
@@ -131,8 +119,7 @@ inline V vclamp(const V& x, const V& lo, const V& hi) {
 }
 
 // Sum of f(x_i) with four vector accumulators in a fixed order (so a fixed result).
-template <class Arch, class T, class F>
-inline T sum_of(const T* x, int64_t n, F&& f) {
+template <class Arch, class T, class F> inline T sum_of(const T* x, int64_t n, F&& f) {
   using B = xsimd::batch<T, Arch>;
   constexpr int64_t w = B::size;
   B a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
@@ -231,8 +218,7 @@ void adagrad_kernel::operator()(Arch, T* p, const T* g, T* sum, int64_t n, const
   });
 }
 
-template <class Arch, class T>
-T norm_kernel::operator()(Arch, const T* x, int64_t n, int mode, T p) const {
+template <class Arch, class T> T norm_kernel::operator()(Arch, const T* x, int64_t n, int mode, T p) const {
   using namespace detail;
   switch (mode) {
     case 0: return sum_of<Arch>(x, n, [](auto v) { return v * v; });
@@ -258,8 +244,7 @@ T norm_kernel::operator()(Arch, const T* x, int64_t n, int mode, T p) const {
   return r;
 }
 
-template <class Arch, class T>
-void scale_kernel::operator()(Arch, T* x, T c, int64_t n) const {
+template <class Arch, class T> void scale_kernel::operator()(Arch, T* x, T c, int64_t n) const {
   using namespace detail;
   for_batches<Arch, T>(n, [&](int64_t i, auto tag) {
     using V = decltype(tag);
@@ -267,8 +252,7 @@ void scale_kernel::operator()(Arch, T* x, T c, int64_t n) const {
   });
 }
 
-template <class Arch, class T>
-void clamp_kernel::operator()(Arch, T* x, T lo, T hi, int64_t n) const {
+template <class Arch, class T> void clamp_kernel::operator()(Arch, T* x, T lo, T hi, int64_t n) const {
   using namespace detail;
   for_batches<Arch, T>(n, [&](int64_t i, auto tag) {
     using V = decltype(tag);

@@ -82,6 +82,22 @@ std::vector<OpCase> all_op_cases() {
            {input({5, 7}, g, -2, 2)});
   add_case("embedding", [](V x) { return embedding(x[0], std::vector<int64_t>{3, 0, 3, 4, 1, 1}, {2, 3}); },
            {input({5, 7}, g)});
+  add_case("rnn_cell tanh, step of a batch-first sequence", [](V x) { return rnn_cell(x[0], 1, 1, x[1]); },
+           {input({2, 3, 5}, g), input({2, 5}, g)});
+  add_case("rnn_cell relu, one step", [](V x) { return rnn_cell(x[0], 1, 0, x[1], true); },
+           {input({3, 5}, g, -1, 1, 0.05), input({3, 5}, g, -1, 1, 0.05)});
+  add_case("lstm_cell h and c, time-major", [](V x) {
+    auto [h, c] = lstm_cell(x[0], 0, 2, x[1], x[2]);
+    return add(h, mul(c, 0.5));
+  }, {input({3, 2, 12}, g), input({2, 12}, g), input({2, 3}, g)});
+  add_case("lstm_cell h only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2]).first; },
+           {input({2, 1, 20}, g), input({2, 20}, g), input({2, 5}, g)});
+  add_case("lstm_cell c only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2]).second; },
+           {input({2, 20}, g), input({2, 20}, g), input({2, 5}, g)});
+  add_case("gru_cell", [](V x) { return gru_cell(x[0], 1, 2, x[1], x[2]); },
+           {input({2, 3, 15}, g), input({2, 15}, g), input({2, 5}, g)});
+  add_case("gru_cell time-major", [](V x) { return gru_cell(x[0], 0, 0, x[1], x[2]); },
+           {input({2, 3, 9}, g), input({3, 9}, g), input({3, 3}, g)});
   // A composition: fan-out of one tensor into several ops must accumulate.
   add_case("fan-out", [](V x) { return add(mul(tanh(x[0]), x[0]), sigmoid(x[0])); }, {input({5, 7}, g)});
   return c;

@@ -4,7 +4,6 @@
 // 1e-12 and float32 to 1e-5. Plus checkpoints (state / load_state), skipped parameters, and bad
 // configurations.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <map>
@@ -140,8 +139,7 @@ struct StepCase {
   bool counts_steps = true;
 };
 
-template <class Opt, class Options>
-std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)> maker(Options o) {
+template <class Opt, class Options> std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)> maker(Options o) {
   return [o](std::vector<Tensor> ps) { return std::make_unique<Opt>(std::move(ps), o); };
 }
 
@@ -421,8 +419,9 @@ TEST_CASE("load_state rejects bad checkpoints with a clear message and changes n
     return s;
   };
   using Catch::Contains;
-  CHECK_THROWS_WITH(opt.load_state(with("0.exp_avg", zeros({4}, DType::f64))),
-                    Contains("Adam::load_state") && Contains("'0.exp_avg' has shape (4,) but parameter 0 has shape (3,)"));
+  CHECK_THROWS_WITH(
+      opt.load_state(with("0.exp_avg", zeros({4}, DType::f64))),
+      Contains("Adam::load_state") && Contains("'0.exp_avg' has shape (4,) but parameter 0 has shape (3,)"));
   CHECK_THROWS_WITH(opt.load_state(with("0.max_exp_avg_sq", zeros({3}, DType::f64))),
                     Contains("unknown entry '0.max_exp_avg_sq'") && Contains("step, exp_avg, exp_avg_sq"));
   CHECK_THROWS_WITH(opt.load_state(with("2.exp_avg", zeros({3}, DType::f64))),

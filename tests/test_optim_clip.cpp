@@ -1,11 +1,10 @@
 // Gradient clipping: norms computed by hand, PyTorch's scaling rule, its inf/NaN behaviour, the
 // error_if_nonfinite option, and a norm with the same bits for 1 and 2 threads.
-#include <catch2/catch.hpp>
+#include <omp.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
-
-#include <omp.h>
 
 #include "autograd/seqgrad.h"
 #include "optim/optim.h"

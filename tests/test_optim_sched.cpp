@@ -2,7 +2,6 @@
 // closed form; ReduceLROnPlateau follows a hand-traced metric sequence; state round-trips;
 // bad configurations throw.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <numbers>
 
@@ -17,8 +16,7 @@ namespace {
 std::vector<Tensor> one_param() { return {zeros({4}, DType::f64).requires_grad_()}; }
 
 // lr right after construction (epoch 0), then after each of `n` steps.
-template <class Sched>
-std::vector<double> lr_sequence(Sched& s, int n) {
+template <class Sched> std::vector<double> lr_sequence(Sched& s, int n) {
   std::vector<double> out{s.optimizer().lr()};
   for (int i = 0; i < n; ++i) {
     s.step();
@@ -60,7 +58,8 @@ TEST_CASE("CosineAnnealingLR follows eta_min + (base - eta_min)(1 + cos(pi e / T
   SGD opt(one_param(), {.lr = 0.1});
   CosineAnnealingLR s(opt, {.T_max = 10, .eta_min = 0.001});
   std::vector<double> expected;
-  for (int e = 0; e <= 10; ++e) expected.push_back(0.001 + (0.1 - 0.001) * (1 + std::cos(std::numbers::pi * e / 10)) / 2);
+  for (int e = 0; e <= 10; ++e)
+    expected.push_back(0.001 + (0.1 - 0.001) * (1 + std::cos(std::numbers::pi * e / 10)) / 2);
   auto got = lr_sequence(s, 10);
   check_sequence(got, expected);
   CHECK(got[5] == Approx((0.1 + 0.001) / 2));
@@ -180,7 +179,8 @@ TEST_CASE("bad scheduler configurations throw with a clear message", "[optim][sc
   CHECK_THROWS_WITH(ExponentialLR(opt, {.gamma = 0}), Contains("ExponentialLR: invalid gamma 0"));
   CHECK_THROWS_WITH(CosineAnnealingLR(opt, {.T_max = 0}), Contains("CosineAnnealingLR: invalid T_max 0"));
   CHECK_THROWS_WITH(CosineAnnealingLR(opt, {.T_max = 5, .eta_min = -1}), Contains("invalid eta_min -1"));
-  CHECK_THROWS_WITH(LinearLR(opt, {.start_factor = 0}), Contains("LinearLR: invalid start_factor 0 (must be in (0, 1])"));
+  CHECK_THROWS_WITH(LinearLR(opt, {.start_factor = 0}),
+                    Contains("LinearLR: invalid start_factor 0 (must be in (0, 1])"));
   CHECK_THROWS_WITH(LinearLR(opt, {.end_factor = 1.5}), Contains("invalid end_factor 1.5"));
   CHECK_THROWS_WITH(LinearLR(opt, {.total_iters = 0}), Contains("invalid total_iters 0"));
   CHECK_THROWS_WITH(ReduceLROnPlateau(opt, {.factor = 1.0}), "ReduceLROnPlateau: invalid factor 1 (must be in [0, 1))");

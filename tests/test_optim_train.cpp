@@ -3,7 +3,6 @@
 // steps. The RNN is built by hand from ops (no layer): BPTT is the tape's ordinary backward.
 // Everything is seeded; each step budget is about 1.5-2x what the optimizer needed when written.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -23,8 +22,7 @@ struct TrainCase {
   double threshold;
 };
 
-template <class Opt, class Options>
-std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)> maker(Options o) {
+template <class Opt, class Options> std::function<std::unique_ptr<Optimizer>(std::vector<Tensor>)> maker(Options o) {
   return [o](std::vector<Tensor> ps) { return std::make_unique<Opt>(std::move(ps), o); };
 }
 

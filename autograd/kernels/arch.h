@@ -16,6 +16,13 @@ namespace seqgrad::kernels {
 
 using arch_list = xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
 
+// The run-time dispatcher of kernel functor F, built on first use.
+template <class F>
+auto& dispatched() {
+  static auto f = xsimd::dispatch<arch_list>(F{});
+  return f;
+}
+
 // Name of the architecture the dispatcher picks on this machine ("avx512bw", "fma3+avx2", "sse2").
 const char* best_arch_name();
 

@@ -24,11 +24,6 @@ void chunked(int64_t n, F&& body) {
   parallel_for((n + kChunk - 1) / kChunk, true, [&](int64_t c) { body(c * kChunk, std::min(n, (c + 1) * kChunk)); });
 }
 
-template <class F>
-auto& dispatched() {
-  static auto f = xsimd::dispatch<arch_list>(F{});
-  return f;
-}
 
 }  // namespace
 

@@ -103,6 +103,12 @@ inline V sigmoid(const V& x) {
   return V(1) / (V(1) + exp(-x));
 }
 template <class V>
+inline V tanh_v(const V& x) {
+  using std::tanh;
+  using xsimd::tanh;
+  return tanh(x);
+}
+template <class V>
 inline V relu(const V& x) {
   using std::max;
   using xsimd::max;
