@@ -9,7 +9,8 @@
 // target path untouched; at worst a stale "*.tmp-*" file remains beside it. An AtomicFile
 // destroyed without commit() removes its temporary file.
 //
-// Not here: locking (two processes saving to one path both succeed; the last rename wins).
+// Not here: locking (two processes saving to one path both succeed; the last rename wins). A
+// target that is a symbolic link is replaced by a regular file, not written through.
 #pragma once
 
 #include <bit>

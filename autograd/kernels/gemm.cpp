@@ -1,10 +1,13 @@
 // GEMM driver: cache blocking, reusable pack buffers and OpenMP over blocks of C. The arithmetic
 // (packing, register tiles) lives in gemm_impl.hpp and is picked per CPU by xsimd::dispatch.
 //
-// C is cut into MC x NC blocks ("tasks"); each task belongs to one thread and runs
+// When op(B) fits in L1 (K*N <= gemm_small_b_max, e.g. an RNN cell's 8 x 32 weights) the direct
+// small kernel runs on row blocks of C. Otherwise C is cut into MC x NC blocks ("tasks"), each
+// belonging to one thread, which runs
 //   for each kc slice of K:  pack op(A) block (MC x kc), pack op(B) block (kc x NC), micro-kernel.
-// The kc slicing depends only on K, so every element of C is summed in the same order whatever
-// MC, NC and the thread count are: results are bitwise identical for 1 or N threads.
+// The kc slicing and the path depend only on the shape, so every element of C is summed in the
+// same order whatever MC, NC and the thread count are: results are bitwise identical for 1 or N
+// threads.
 #include "autograd/kernels/gemm.h"
 
 #include <omp.h>
