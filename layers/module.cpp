@@ -117,7 +117,9 @@ LoadReport Module::load_parameters(const NamedTensors& source, bool strict) {
   LoadReport report;
   std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source)
   std::vector<std::string> source_names;
-  for (auto& [name, src] : source) {
+  for (const auto& entry : source) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture those
+    const Tensor& src = entry.second;
     bool duplicate = std::find(source_names.begin(), source_names.end(), name) != source_names.end();
     source_names.push_back(name);
     auto it = std::find_if(own.begin(), own.end(), [&](auto& p) { return p.first == name; });

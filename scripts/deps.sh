@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages seqgrad builds with, if any is missing. Quick and silent when
-# everything is there; needs root (or sudo) only when something must be installed.
+# Installs the Debian 12 packages seqgrad builds with, plus any named as arguments, if any is
+# missing. Quick and silent when everything is there; needs root (or sudo) only to install.
 set -euo pipefail
 
-packages=(build-essential cmake libxsimd-dev libfmt-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev)
+packages=(build-essential cmake libxsimd-dev libfmt-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -96,11 +96,16 @@ struct gemm_small_kernel {
 
 namespace detail {
 
+// The register tiles and small-path strips skip AddressSanitizer: it keeps their accumulator
+// arrays in memory and makes each one take minutes to compile. They only read packed buffers and
+// rows of A and B, and write C, within bounds their callers fix (and the tests check).
+#define SEQGRAD_GEMM_NO_ASAN __attribute__((no_sanitize("address")))
+
 // Rows x (vectors*W) tile of C over kc steps. Rows < MR serves the last panel of a block at the
 // cost of its own rows only. The C rows are prefetched into L2 up front: the B panel streaming
 // through L1 would evict them before the final read-modify-write.
 template <class Arch, class T, int Rows, bool RowPanel>
-void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate) noexcept {
+SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
   constexpr int mr = GemmTile<Arch, T>::rows, vecs = GemmTile<Arch, T>::vectors, w = int(Batch::size);
   constexpr int64_t row_stride = RowPanel ? gemm_kc_max<T> : 1, k_stride = RowPanel ? 1 : mr;
@@ -180,7 +185,7 @@ struct GemmNarrower<xsimd::fma3<xsimd::avx2>> {
 
 // Rows x one batch of C, op(A) read in place, one FMA chain per row.
 template <class Top, class Arch, class T, bool TransA, int Rows>
-void gemm_small_strip(int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+SEQGRAD_GEMM_NO_ASAN void gemm_small_strip(int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
                       bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
   Batch acc[Rows];
