@@ -473,7 +473,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (s.numel() != x.numel() || (infer >= 0 && s[infer] < 0))
     throw std::invalid_argument(
         fmt::format("reshape: cannot view a tensor of shape {} ({} elements) as {}", x.shape(), x.numel(), shape));
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->shape = s;
   impl->dtype = x.dtype();
   impl->storage = x.impl().storage;

@@ -63,7 +63,57 @@ thread_local BufferPool g_pool;
 
 size_t padded_size(size_t n) { return std::max<size_t>(64, (n + 63) / 64 * 64); }
 
+// Keeps freed blocks of one type per thread for reuse. Every op allocates a TensorImpl and a
+// Storage (each with its shared_ptr control block); after the first training step these come
+// from here, so a steady-state step makes no heap allocation for its tensors.
+template <class T>
+struct Recycler {
+  using value_type = T;
+  Recycler() = default;
+  template <class U>
+  Recycler(const Recycler<U>&) noexcept {}
+
+  T* allocate(size_t n) {
+    auto& blocks = list().blocks;
+    if (n == 1 && !blocks.empty()) {
+      void* p = blocks.back();
+      blocks.pop_back();
+      return static_cast<T*>(p);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t n) noexcept {
+    if (n == 1 && alive_) {
+      try {
+        list().blocks.push_back(p);
+        return;
+      } catch (...) {  // no room to remember it: give it back instead
+      }
+    }
+    ::operator delete(p);
+  }
+  friend bool operator==(const Recycler&, const Recycler&) { return true; }
+
+ private:
+  struct FreeList {
+    std::vector<void*> blocks;
+    ~FreeList() {
+      for (void* p : blocks) ::operator delete(p);
+      alive_ = false;
+    }
+  };
+  static FreeList& list() {
+    thread_local FreeList fl;
+    return fl;
+  }
+  static thread_local bool alive_;  // trivially destructible: still readable after FreeList is gone
+};
+template <class T>
+thread_local bool Recycler<T>::alive_ = true;
+
 }  // namespace
+
+std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<TensorImpl>(Recycler<TensorImpl>{}); }
 
 Storage::Storage(size_t n) : data(g_pool.get(padded_size(n))), bytes(n) {}
 Storage::~Storage() {
@@ -119,10 +169,10 @@ uint64_t Generator::below(uint64_t n) {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (int64_t d : shape)
     if (d < 0) throw std::invalid_argument(fmt::format("empty: shape {} has a negative extent", shape));
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(size_t(shape.numel()) * dtype_size(dtype));
+  impl->storage = std::allocate_shared<Storage>(Recycler<Storage>{}, size_t(shape.numel()) * dtype_size(dtype));
   return Tensor(std::move(impl));
 }
 
@@ -192,7 +242,7 @@ void Tensor::backward(const Tensor& seed, bool retain_graph) const {
 }
 
 Tensor Tensor::detach() const {
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->shape = shape();
   impl->dtype = dtype();
   impl->storage = this->impl().storage;

@@ -49,6 +49,9 @@ struct TensorImpl {
   uint64_t epoch = 0;
 };
 
+// A fresh, empty TensorImpl from a per-thread pool (ops use it for views).
+std::shared_ptr<TensorImpl> new_impl();
+
 // Seeded pseudo-random numbers (xoshiro256**). No global state: pass the generator you want.
 // The same seed gives the same sequence on every platform and run.
 class Generator {

@@ -70,13 +70,34 @@ SEQGRAD_EXTERN_ELEMENTWISE(xsimd::sse2, double)
 
 namespace detail {
 
-// Applies f to full batches, then to the scalar tail; f is generic over batch and scalar types.
+// The next narrower instruction set, for tails too short for a full batch (void: none).
+template <class Arch>
+struct narrower {
+  using type = void;
+};
+template <>
+struct narrower<xsimd::avx512bw> {
+  using type = xsimd::fma3<xsimd::avx2>;
+};
+template <>
+struct narrower<xsimd::fma3<xsimd::avx2>> {
+  using type = xsimd::sse2;
+};
+
+// Applies f to full batches from i on, then the tail to narrower batches (16 -> 8 -> 4 floats)
+// and last to scalars; f is generic over batch and scalar types. The narrower steps matter for
+// small hidden sizes: 8 units would otherwise all take the scalar path, whose std::tanh costs
+// more than the rest of an RNN step.
 template <class Arch, class T, class F>
-inline void for_batches(int64_t n, F&& f) {
+inline void for_batches(int64_t n, F&& f, int64_t i = 0) {
   constexpr int64_t w = xsimd::batch<T, Arch>::size;
-  int64_t i = 0;
   for (; i + w <= n; i += w) f(i, xsimd::batch<T, Arch>{});
-  for (; i < n; ++i) f(i, T{});
+  using Narrower = typename narrower<Arch>::type;
+  if constexpr (!std::is_void_v<Narrower>) {
+    if (i < n) for_batches<Narrower, T>(n, f, i);
+  } else {
+    for (; i < n; ++i) f(i, T{});
+  }
 }
 
 template <class B, class T>

@@ -272,15 +272,19 @@ template <class Arch, class T>
 void gemm_pack_a_kernel::operator()(Arch, bool trans, const T* a, int64_t lda, int64_t mc, int64_t kc,
                                     T* dst) const noexcept {
   constexpr int64_t mr = GemmTile<Arch, T>::rows;
-  for (int64_t i = 0; i < mc; i += mr) {
-    const int64_t rows = std::min(mr, mc - i);
-    if (!trans) {
-      T* panel = dst + i * gemm_kc_max<T>;
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(a + (i + r) * lda, kc, panel + r * gemm_kc_max<T>);
-    } else {  // op(A)(i, k) = a[k*lda + i]: each k's panel row is MR contiguous values of A
-      T* panel = dst + i * kc;
-      for (int64_t k = 0; k < kc; ++k) std::copy_n(a + k * lda + i, rows, panel + k * mr);
-    }
+  if (!trans) {
+    for (int64_t i = 0; i < mc; ++i) std::copy_n(a + i * lda, kc, dst + i * gemm_kc_max<T>);  // panels abut
+    return;
+  }
+  // op(A)(i, k) = a[k*lda + i]: each k's panel row is MR contiguous values of A. Row by row of A,
+  // so that A is read sequentially rather than a page per k.
+  const int64_t full = mc / mr * mr;
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* row = a + k * lda;
+    for (int64_t i = 0; i < full; i += mr)
+#pragma GCC unroll 16
+      for (int64_t r = 0; r < mr; ++r) dst[i * kc + k * mr + r] = row[i + r];  // fixed trip: vector moves
+    for (int64_t r = 0; r < mc - full; ++r) dst[full * kc + k * mr + r] = row[full + r];
   }
 }
 
