@@ -1,7 +1,7 @@
 // Dispatch and threading for update.h: picks the instruction set once per kernel and splits long
-// arrays into fixed chunks over OpenMP threads. Updates are element-wise, so chunking only matters
-// for the norm, whose per-chunk partials are added in chunk order (same bits for any thread
-// count). Partials live on the stack, a group of at most kGroup chunks at a time: no allocation.
+// arrays into fixed chunks over OpenMP threads (autograd/kernels/parallel.h). Updates are
+// element-wise, so chunking only matters for the norm, whose per-chunk partials are combined in
+// chunk order: the same bits for any thread count.
 #include "optim/update.h"
 
 #include <algorithm>
@@ -9,31 +9,15 @@
 #include <cmath>
 
 #include "autograd/kernels/arch.h"
+#include "autograd/kernels/parallel.h"
 #include "optim/update_impl.hpp"
 
 namespace seqgrad::optim::kernels {
 
 namespace {
 
-constexpr int64_t kChunk = 1 << 14;
-constexpr int64_t kParallelMin = 1 << 16;
-constexpr int64_t kGroup = 64;
-
-template <class F> auto& dispatched() {
-  static auto f = xsimd::dispatch<seqgrad::kernels::arch_list>(F{});
-  return f;
-}
-
-// Calls body(begin, end) over [0, n) in kChunk pieces, in parallel when n is large.
-template <class F> void chunked(int64_t n, F&& body) {
-  if (n < kParallelMin) {
-    body(int64_t(0), n);
-    return;
-  }
-  int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
-}
+using seqgrad::kernels::chunked;
+using seqgrad::kernels::dispatched;
 
 template <class T> T* at(T* p, int64_t s) { return p ? p + s : nullptr; }
 
@@ -61,24 +45,9 @@ template <class T> void adagrad(T* p, const T* g, T* sum, int64_t n, const Adagr
 template <class T> T norm_reduce(const T* x, int64_t n, double p) {
   int mode = p == 2 ? 0 : p == 1 ? 1 : std::isinf(p) ? 3 : 2;
   auto piece = [&](int64_t s, int64_t e) { return dispatched<norm_kernel>()(x + s, e - s, mode, T(p)); };
-  if (n < kParallelMin) return piece(0, n);
-  // Partials of fixed chunks, combined in chunk order, kGroup chunks at a time.
-  int64_t chunks = (n + kChunk - 1) / kChunk;
-  T r = 0;
-  for (int64_t c0 = 0; c0 < chunks; c0 += kGroup) {
-    int64_t c1 = std::min(chunks, c0 + kGroup);
-    std::array<T, kGroup> part;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = c0; c < c1; ++c) part[c - c0] = piece(c * kChunk, std::min(n, (c + 1) * kChunk));
-    for (int64_t c = c0; c < c1; ++c) {
-      T v = part[c - c0];
-      if (mode == 3)
-        r = (v > r || v != v) ? v : r;  // NaN-propagating max
-      else
-        r += v;
-    }
-  }
-  return r;
+  return seqgrad::kernels::chunked_reduce<T>(n, piece, [&](T r, T v) {
+    return mode != 3 ? r + v : (v > r || v != v) ? v : r;  // the inf-norm: a NaN-propagating max
+  });
 }
 
 template <class T> void scale(T* x, T c, int64_t n) {

@@ -4,7 +4,6 @@
 #include "autograd/kernels/elementwise.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "autograd/kernels/arch.h"
 #include "autograd/kernels/elementwise_impl.hpp"
@@ -12,20 +11,6 @@
 
 namespace seqgrad::kernels {
 
-namespace {
-
-constexpr int64_t kChunk = 1 << 14;
-constexpr int64_t kParallelMin = 1 << 16;
-
-// Calls body(begin, end) over [0, n) in kChunk pieces, in parallel when n is large.
-template <class F>
-void chunked(int64_t n, F&& body) {
-  if (n < kParallelMin) return body(int64_t(0), n);
-  parallel_for((n + kChunk - 1) / kChunk, true, [&](int64_t c) { body(c * kChunk, std::min(n, (c + 1) * kChunk)); });
-}
-
-
-}  // namespace
 
 template <class T>
 void binary(Binary op, T* y, const T* a, int64_t sa, const T* b, int64_t sb, int64_t n) {
@@ -76,16 +61,8 @@ void axpy(T* y, T alpha, const T* x, int64_t n) {
 
 template <class T>
 T sum(const T* x, int64_t n) {
-  if (n < kParallelMin) return dispatched<sum_kernel>()(x, n);
-  // Partials per fixed chunk, added in chunk order: the same bits for any thread count.
-  int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<T> partial(chunks);
-  parallel_for(chunks, true, [&](int64_t c) {
-    partial[c] = dispatched<sum_kernel>()(x + c * kChunk, std::min(n, (c + 1) * kChunk) - c * kChunk);
-  });
-  T s = 0;
-  for (T p : partial) s += p;
-  return s;
+  return chunked_reduce<T>(
+      n, [&](int64_t s, int64_t e) { return dispatched<sum_kernel>()(x + s, e - s); }, [](T a, T b) { return a + b; });
 }
 
 template <class T>

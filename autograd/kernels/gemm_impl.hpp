@@ -183,38 +183,51 @@ struct GemmNarrower<xsimd::fma3<xsimd::avx2>> {
   using type = xsimd::sse2;
 };
 
-// Rows x one batch of C, op(A) read in place, one FMA chain per row.
-template <class Top, class Arch, class T, bool TransA, int Rows>
-SEQGRAD_GEMM_NO_ASAN void gemm_small_strip(int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
-                      bool accumulate) noexcept {
+// Rows x Vecs batches of C, op(A) read in place: Rows*Vecs independent FMA chains, and each
+// broadcast of A feeds Vecs of them.
+template <class Top, class Arch, class T, bool TransA, int Rows, int Vecs>
+SEQGRAD_GEMM_NO_ASAN void gemm_small_strip(int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                                           int64_t ldc, bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
-  Batch acc[Rows];
+  constexpr int w = int(Batch::size);
+  Batch acc[Rows][Vecs];
 #pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r) acc[r] = Batch(T(0));
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < Vecs; ++v) acc[r][v] = Batch(T(0));
   for (int64_t k = 0; k < K; ++k) {
-    const Batch bk = Batch::load_unaligned(b + k * ldb);
+    Batch bk[Vecs];
+#pragma GCC unroll 2
+    for (int v = 0; v < Vecs; ++v) bk[v] = Batch::load_unaligned(b + k * ldb + v * w);
 #pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r) acc[r] = xsimd::fma(Batch(TransA ? a[k * lda + r] : a[r * lda + k]), bk, acc[r]);
+    for (int r = 0; r < Rows; ++r) {
+      const Batch ar(TransA ? a[k * lda + r] : a[r * lda + k]);
+#pragma GCC unroll 2
+      for (int v = 0; v < Vecs; ++v) acc[r][v] = xsimd::fma(ar, bk[v], acc[r][v]);
+    }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r) {
-    T* p = c + r * ldc;
-    (accumulate ? acc[r] + Batch::load_unaligned(p) : acc[r]).store_unaligned(p);
-  }
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < Vecs; ++v) {
+      T* p = c + r * ldc + v * w;
+      (accumulate ? acc[r][v] + Batch::load_unaligned(p) : acc[r][v]).store_unaligned(p);
+    }
 }
 
 template <class T>
 using GemmStripFn = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, bool) noexcept;
 
-// strips[r - 1] computes r rows: up to MR independent chains, so that a few leftover rows do not
-// cost a whole latency-bound pass of MR.
-template <class Top, class Arch, class T, bool TransA, int... R>
+// strips[r - 1] computes r rows, so that a few leftover rows do not cost a whole pass of MR.
+template <class Top, class Arch, class T, bool TransA, int Vecs, int... R>
 constexpr std::array<GemmStripFn<T>, sizeof...(R)> gemm_strip_table(std::integer_sequence<int, R...>) {
-  return {&gemm_small_strip<Top, Arch, T, TransA, R + 1>...};
+  return {&gemm_small_strip<Top, Arch, T, TransA, R + 1, Vecs>...};
 }
 
-// Columns [0, n) of the small path: whole batches of Arch, then narrower ones, then scalars.
-template <class Top, class Arch, class T, bool TransA>
+// Columns [0, n) of the small path with strips of Vecs batches of Arch; the rest goes to fewer
+// batches, then to narrower ones (which only serve the last few columns: fewer row counts, less
+// code), then to scalars.
+template <class Top, class Arch, class T, bool TransA, int Vecs = GemmTile<Top, T>::vectors>
 void gemm_small_columns(int64_t M, int64_t n, int64_t K, const T* A, int64_t lda, const T* b, int64_t ldb,
                         bool accumulate, T* C, int64_t ldc) noexcept {
   if constexpr (std::is_void_v<Arch>) {
@@ -228,31 +241,34 @@ void gemm_small_columns(int64_t M, int64_t n, int64_t K, const T* A, int64_t lda
         C[i * ldc + q] = accumulate ? C[i * ldc + q] + sum : sum;
       }
   } else {
-    // The narrower batches only serve the last few columns: fewer row counts, less code.
     constexpr int rows = std::is_same_v<Top, Arch> ? GemmTile<Top, T>::rows : std::min(4, GemmTile<Top, T>::rows);
-    constexpr int64_t w = xsimd::batch<T, Arch>::size, mr = rows;
-    static constexpr auto strips = gemm_strip_table<Top, Arch, T, TransA>(std::make_integer_sequence<int, rows>{});
+    constexpr int64_t step = Vecs * xsimd::batch<T, Arch>::size;
+    static constexpr auto strips =
+        gemm_strip_table<Top, Arch, T, TransA, Vecs>(std::make_integer_sequence<int, rows>{});
     int64_t j = 0;
-    for (; j + w <= n; j += w)
-      for (int64_t i = 0; i < M; i += mr)
-        strips[std::min(mr, M - i) - 1](K, TransA ? A + i : A + i * lda, lda, b + j, ldb, C + i * ldc + j, ldc,
-                                        accumulate);
-    if (j < n)
-      gemm_small_columns<Top, typename GemmNarrower<Arch>::type, T, TransA>(M, n - j, K, A, lda, b + j, ldb,
-                                                                            accumulate, C + j, ldc);
+    for (; j + step <= n; j += step)
+      for (int64_t i = 0; i < M; i += rows)
+        strips[std::min<int64_t>(rows, M - i) - 1](K, TransA ? A + i : A + i * lda, lda, b + j, ldb, C + i * ldc + j,
+                                                   ldc, accumulate);
+    if (j == n) return;
+    if constexpr (Vecs > 1)
+      gemm_small_columns<Top, Arch, T, TransA, 1>(M, n - j, K, A, lda, b + j, ldb, accumulate, C + j, ldc);
+    else
+      gemm_small_columns<Top, typename GemmNarrower<Arch>::type, T, TransA, 1>(M, n - j, K, A, lda, b + j, ldb,
+                                                                               accumulate, C + j, ldc);
   }
 }
 
-// The small path for op(B) = B^T: whole batches of columns are transposed into panels (k, c) at
-// [k*W + c], the rest into a K x rest tile; both live in `scratch` (K*N elements).
+// The small path for op(B) = B^T: whole groups of NR columns are transposed into panels (k, c) at
+// [k*NR + c], the rest into a K x rest tile; both live in `scratch` (K*N elements).
 template <class Arch, class T, bool TransA>
 void gemm_small_trans_b(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                         bool accumulate, T* C, int64_t ldc, T* scratch) noexcept {
-  constexpr int64_t w = xsimd::batch<T, Arch>::size;
-  const int64_t full = N / w * w, rest = N - full;
-  for (int64_t j = 0; j < full; j += w) {
-    gemm_transpose_panel<Arch, int(w)>(B + j * ldb, ldb, K, scratch + j * K);
-    gemm_small_columns<Arch, Arch, T, TransA>(M, w, K, A, lda, scratch + j * K, w, accumulate, C + j, ldc);
+  constexpr int64_t nr = GemmTile<Arch, T>::vectors * xsimd::batch<T, Arch>::size;
+  const int64_t full = N / nr * nr, rest = N - full;
+  for (int64_t j = 0; j < full; j += nr) {
+    gemm_transpose_panel<Arch, int(nr)>(B + j * ldb, ldb, K, scratch + j * K);
+    gemm_small_columns<Arch, Arch, T, TransA>(M, nr, K, A, lda, scratch + j * K, nr, accumulate, C + j, ldc);
   }
   if (rest == 0) return;
   T* tile = scratch + full * K;
