@@ -142,6 +142,7 @@ void save_checkpoint(const std::filesystem::path& path, const Module& model, con
     if (!md.emplace("rng." + name, format_generator_state(gen->state())).second)
       throw std::invalid_argument(fmt::format("save_checkpoint: generator name '{}' is given twice", name));
   }
+  for (auto& [name, gen] : model.named_generators()) md["rng.model." + name] = format_generator_state(gen->state());
   for (auto& [k, v] : state.user) md["user." + k] = v;
   save_safetensors(path, tensors, md);
 }
@@ -192,7 +193,13 @@ void load_checkpoint(const std::filesystem::path& path, Module& model, TrainingS
     plateau = scheduler_entries(source, md, "plateau.");
     if (plateau.empty()) throw FormatError(fmt::format("{}: the checkpoint has no ReduceLROnPlateau state", source));
   }
-  std::vector<std::array<uint64_t, 4>> gens;
+  std::vector<std::array<uint64_t, 4>> gens, model_gens;
+  auto model_generators = model.named_generators();
+  for (auto& [name, gen] : model_generators) {
+    const std::string key = "rng.model." + name;
+    model_gens.push_back(parse_generator_state(require(source, md, key, "a generator of the model (dropout)"),
+                                               source + ": " + key));
+  }
   for (auto& [name, gen] : state.generators) {
     if (!gen) throw std::invalid_argument(fmt::format("load_checkpoint: generator '{}' is null", name));
     const std::string key = "rng." + name;
@@ -225,6 +232,7 @@ void load_checkpoint(const std::filesystem::path& path, Module& model, TrainingS
   // 3. What cannot fail any more.
   model.load_parameters(model_part, /*strict=*/true);
   for (size_t i = 0; i < gens.size(); ++i) state.generators[i].second->set_state(gens[i]);
+  for (size_t i = 0; i < model_gens.size(); ++i) model_generators[i].second->set_state(model_gens[i]);
   state.epoch = epoch;
   state.user.clear();
   for (auto& [k, v] : md)

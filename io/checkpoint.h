@@ -11,8 +11,9 @@
 // Training checkpoints add everything a run needs to continue bit-identically from an epoch
 // boundary: the optimizer's state (moment buffers, step counts, lr) as tensors named
 // "optim.<entry>", and as __metadata__ strings the epoch, the scheduler's scalars
-// ("scheduler.last_epoch"), each listed Generator's state ("rng.loader" = four hex words) and
-// user strings ("user.<key>"). Doubles are written in their shortest round-trip form, so they
+// ("scheduler.last_epoch"), each listed Generator's state ("rng.loader" = four hex words), the
+// model's own generators (dropout: "rng.model.lstm.dropout_generator") and user strings
+// ("user.<key>"). Doubles are written in their shortest round-trip form, so they
 // come back with the same bits.
 //
 //   io::TrainingState st{.optimizer = &opt, .scheduler = &sched,
@@ -26,8 +27,7 @@
 // leaves the model, optimizer and schedulers as they were. A checkpoint also loads with load():
 // the "optim." tensors are skipped, so the model part is an ordinary model file.
 //
-// Not saved: Generators you do not list. Layers with dropout keep private generators that are not
-// reachable yet, so only runs without dropout resume bit-identically.
+// Not saved: Generators you do not list and that are not the model's (Module::named_generators()).
 #pragma once
 
 #include <cstdint>

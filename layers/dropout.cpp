@@ -32,8 +32,10 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   return mul(x, mask);
 }
 
-Dropout::Dropout(const DropoutOptions& o) : options_(o), gen_(o.seed) { check_p("Dropout", o.p); }
+Dropout::Dropout(const DropoutOptions& o) : options_(o), gen_(register_generator("generator", o.seed)) {
+  check_p("Dropout", o.p);
+}
 
-Tensor Dropout::forward(const Tensor& x) { return dropout(x, options_.p, gen_, is_training()); }
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, options_.p, *gen_, is_training()); }
 
 }  // namespace seqgrad

@@ -31,7 +31,7 @@ class Dropout : public Module {
 
  private:
   DropoutOptions options_;
-  Generator gen_;
+  std::shared_ptr<Generator> gen_;  // registered as "generator"
 };
 
 }  // namespace seqgrad

@@ -52,6 +52,20 @@ void Module::add_child(std::string name, std::shared_ptr<Module> m) {
   children_.emplace_back(std::move(name), std::move(m));
 }
 
+std::shared_ptr<Generator> Module::register_generator(std::string name, uint64_t seed) {
+  for (auto& [n, g] : generators_)
+    if (n == name) throw std::invalid_argument(fmt::format("register_generator: '{}' is already registered", name));
+  generators_.emplace_back(std::move(name), std::make_shared<Generator>(seed));
+  return generators_.back().second;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Generator>>> Module::named_generators() const {
+  auto out = generators_;
+  for (auto& [name, child] : children_)
+    for (auto& [n, g] : child->named_generators()) out.emplace_back(name + "." + n, g);
+  return out;
+}
+
 void Module::collect(const std::string& prefix, NamedTensors& out, std::vector<const TensorImpl*>& seen) const {
   for (auto& [name, t] : params_) {
     const TensorImpl* id = t.impl_ptr().get();

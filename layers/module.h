@@ -52,6 +52,9 @@ class Module {
   Tensor parameter(std::string_view name) const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   int64_t num_parameters() const;  // total number of scalars
+  // Every random generator of this module and its submodules by dotted name ("lstm.dropout"):
+  // the state a training checkpoint saves so that a run with dropout resumes bit-identically.
+  std::vector<std::pair<std::string, std::shared_ptr<Generator>>> named_generators() const;
 
   void zero_grad();  // drops every parameter's gradient
   // Training mode (the default) enables dropout; eval() disables it. Recursive.
@@ -72,6 +75,8 @@ class Module {
  protected:
   // Registers t (a leaf) as parameter `name`, marks it requires_grad and returns the handle.
   Tensor register_parameter(std::string name, Tensor t);
+  // A generator owned by this module, seeded with `seed` (shared, so it survives a move).
+  std::shared_ptr<Generator> register_generator(std::string name, uint64_t seed);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
     add_child(std::move(name), m);
@@ -84,6 +89,7 @@ class Module {
   void collect(const std::string& prefix, NamedTensors& out, std::vector<const TensorImpl*>& seen) const;
 
   NamedTensors params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Generator>>> generators_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

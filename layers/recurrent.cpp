@@ -35,7 +35,8 @@ std::string layout(bool batch_first) { return batch_first ? "(batch, seq, featur
 }  // namespace
 
 // ---------------------------------------------------------------- sequence layers
-RecurrentBase::RecurrentBase(const RecurrentConfig& c) : cfg_(c), dropout_gen_(c.seed ^ 0x2545f4914f6cdd1dULL) {
+RecurrentBase::RecurrentBase(const RecurrentConfig& c)
+    : cfg_(c), dropout_gen_(register_generator("dropout_generator", c.seed ^ 0x2545f4914f6cdd1dULL)) {
   if (c.input_size <= 0 || c.hidden_size <= 0 || c.num_layers <= 0)
     throw std::invalid_argument(
         fmt::format("{}: input_size, hidden_size and num_layers must be positive, got {}, {}, {}", c.name, c.input_size,
@@ -130,7 +131,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
   std::vector<Tensor> h_n, c_n;
   Tensor input = x;
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    if (l > 0) input = dropout(input, cfg_.dropout, dropout_gen_, is_training());
+    if (l > 0) input = dropout(input, cfg_.dropout, *dropout_gen_, is_training());
     std::vector<Tensor> dir_out;
     for (int d = 0; d < D; ++d) {
       int i = int(l * D + d);

@@ -94,7 +94,7 @@ class RecurrentBase : public Module {
 
   RecurrentConfig cfg_;
   std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction
-  Generator dropout_gen_;
+  std::shared_ptr<Generator> dropout_gen_;  // registered as "dropout_generator"
 };
 
 // The cells' shared body: parameters weight_ih, weight_hh, bias_ih, bias_hh and input checks.

@@ -296,7 +296,9 @@ struct Regressor : Module {
   std::shared_ptr<LSTM> lstm;
   std::shared_ptr<Linear> head;
   Regressor() {
-    lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 2, .hidden_size = 6, .seed = 1}));
+    // Two layers with dropout between them: resuming must restore the dropout generator too.
+    lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{
+                                        .input_size = 2, .hidden_size = 6, .num_layers = 2, .dropout = 0.3, .seed = 1}));
     head = register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 6, .out_features = 1, .seed = 2}));
   }
 };
@@ -366,6 +368,10 @@ TEST_CASE("resuming from a checkpoint continues a run bit-identically to an unin
   CHECK(straight.opt.lr() == resumed.opt.lr());
   CHECK(straight.sched.last_epoch() == resumed.sched.last_epoch());
   CHECK(straight.loader.generator().state() == resumed.loader.generator().state());
+  auto gens = resumed.model.named_generators();  // the dropout between the LSTM's layers
+  REQUIRE(gens.size() == 1);
+  CHECK(gens[0].first == "lstm.dropout_generator");
+  CHECK(gens[0].second->state() == straight.model.named_generators()[0].second->state());
 
   // Without the loader's generator the shuffles differ and so do the weights: the test can tell.
   Run forgetful(data);

@@ -145,7 +145,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   const int threads = parallel ? omp_get_max_threads() : 1;
 
   if (K * N <= gemm_small_b_max) {  // op(B) fits in L1: no blocking, no packing; threads split the rows
-    const int64_t rows = round_up(ceil_div(M, threads), tile.mr);
+    const int64_t rows = ceil_div(M, threads);  // the strips take any row count
     auto run_rows = [&](int64_t i0) {
       small_kernel(trans_a, trans_b, std::min(rows, M - i0), N, K, op_at(A, lda, trans_a, i0, 0), lda, B, ldb,
                    beta != T(0), C + i0 * ldc, ldc);
