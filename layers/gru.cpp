@@ -15,18 +15,7 @@ Tensor gru_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
 }  // namespace detail
 
 GRU::GRU(const GRUOptions& o)
-    : RecurrentBase({.name = "GRU",
-                     .kind = detail::CellKind::gru,
-                     .input_size = o.input_size,
-                     .hidden_size = o.hidden_size,
-                     .num_layers = o.num_layers,
-                     .bias = o.bias,
-                     .batch_first = o.batch_first,
-                     .dropout = o.dropout,
-                     .bidirectional = o.bidirectional,
-                     .dtype = o.dtype,
-                     .seed = o.seed}),
-      options_(o) {}
+    : RecurrentBase(detail::make_config("GRU", detail::CellKind::gru, o)), options_(o) {}
 
 RNNOutput GRU::forward(const Tensor& x, const Tensor& h0, std::span<const int64_t> lengths) {
   LSTMOutput r = run(x, h0, {}, lengths);

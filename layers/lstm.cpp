@@ -16,18 +16,7 @@ LSTMState lstm_step(const Tensor& xp, int time_axis, int64_t t, const LSTMState&
 }  // namespace detail
 
 LSTM::LSTM(const LSTMOptions& o)
-    : RecurrentBase({.name = "LSTM",
-                     .kind = detail::CellKind::lstm,
-                     .input_size = o.input_size,
-                     .hidden_size = o.hidden_size,
-                     .num_layers = o.num_layers,
-                     .bias = o.bias,
-                     .batch_first = o.batch_first,
-                     .dropout = o.dropout,
-                     .bidirectional = o.bidirectional,
-                     .dtype = o.dtype,
-                     .seed = o.seed}),
-      options_(o) {}
+    : RecurrentBase(detail::make_config("LSTM", detail::CellKind::lstm, o)), options_(o) {}
 
 LSTMOutput LSTM::forward(const Tensor& x, const LSTMState& state, std::span<const int64_t> lengths) {
   return run(x, state.h, state.c, lengths);

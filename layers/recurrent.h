@@ -81,6 +81,13 @@ struct RecurrentConfig {
   uint64_t seed;
 };
 
+// The config of a sequence layer from its options (RNNOptions, LSTMOptions, GRUOptions).
+template <class Options>
+RecurrentConfig make_config(const char* name, CellKind kind, const Options& o) {
+  return {name,          kind,      o.input_size,    o.hidden_size, o.num_layers, o.bias,
+          o.batch_first, o.dropout, o.bidirectional, o.dtype,       o.seed};
+}
+
 // The sequence layers' shared body: parameters weight_ih_l{k}[_reverse] etc. and the time loop.
 class RecurrentBase : public Module {
  protected:

@@ -13,18 +13,8 @@ Tensor rnn_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
 }  // namespace detail
 
 RNN::RNN(const RNNOptions& o)
-    : RecurrentBase(
-          {.name = "RNN",
-           .kind = o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh,
-           .input_size = o.input_size,
-           .hidden_size = o.hidden_size,
-           .num_layers = o.num_layers,
-           .bias = o.bias,
-           .batch_first = o.batch_first,
-           .dropout = o.dropout,
-           .bidirectional = o.bidirectional,
-           .dtype = o.dtype,
-           .seed = o.seed}),
+    : RecurrentBase(detail::make_config(
+          "RNN", o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh, o)),
       options_(o) {}
 
 RNNOutput RNN::forward(const Tensor& x, const Tensor& h0, std::span<const int64_t> lengths) {
