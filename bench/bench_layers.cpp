@@ -87,6 +87,23 @@ int register_all() {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
+  // Scaling of an LSTM training step (H=256, B=64, T=100 unless varied): cost should grow
+  // linearly in T and B. Run one case per process to read its peak RSS (bench/README.md).
+  for (int64_t steps : {10, 100, 1000})
+    benchmark::RegisterBenchmark(("scaling/LSTM/train/T" + std::to_string(steps)).c_str(), bm_train, Kind::lstm, 64,
+                                 steps, 64, 256)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  for (int64_t batch : {16, 256})
+    benchmark::RegisterBenchmark(("scaling/LSTM/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::lstm, batch,
+                                 100, 64, 256)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  for (int64_t hidden : {64, 128})
+    benchmark::RegisterBenchmark(("scaling/LSTM/train/H" + std::to_string(hidden)).c_str(), bm_train, Kind::lstm, 64,
+                                 100, 64, hidden)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   // The tutorial's model: one batch of 25 and the whole set of 100 sequences per iteration.
   for (int64_t batch : {25, 100})
     benchmark::RegisterBenchmark(("tiny/RNN/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::rnn, batch, 10,
