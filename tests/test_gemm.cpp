@@ -45,7 +45,10 @@ void check_against_naive(Shape s, uint32_t seed) {
   for (int64_t i = 0; i < s.M; ++i)
     for (int64_t j = 0; j < s.N; ++j) {
       double sum = 0, mag = 0;
-      for (int64_t k = 0; k < s.K; ++k) sum += a[i * s.K + k] * b[k * s.N + j], mag += std::abs(a[i * s.K + k] * b[k * s.N + j]);
+      for (int64_t k = 0; k < s.K; ++k) {
+        const double p = a[i * s.K + k] * b[k * s.N + j];
+        sum += p, mag += std::abs(p);
+      }
       ref[i * s.N + j] = sum, scale[i * s.N + j] = mag;
     }
   const double eps = std::numeric_limits<T>::epsilon();
@@ -108,16 +111,21 @@ TEST_CASE("gemm with K == 0 gives beta * C", "[gemm]") {
 }
 
 TEST_CASE("gemm results are bitwise identical for 1 and 2 threads", "[gemm]") {
-  const int64_t M = 300, N = 257, K = 513;
-  const auto A = random_matrix<float>(M * K, 7), B = random_matrix<float>(K * N, 8), C0 = random_matrix<float>(M * N, 9);
-  const int saved = omp_get_max_threads();
-  for (bool trans_b : {false, true}) {
-    std::vector<float> C1 = C0, C2 = C0;
-    omp_set_num_threads(1);
-    gemm<float>(false, trans_b, M, N, K, A.data(), K, B.data(), trans_b ? K : N, 1.f, C1.data(), N);
-    omp_set_num_threads(2);
-    gemm<float>(false, trans_b, M, N, K, A.data(), K, B.data(), trans_b ? K : N, 1.f, C2.data(), N);
-    CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+  // The blocked path (3 k slices) and the small path split into row blocks.
+  for (const Shape s : {Shape{300, 257, 513}, Shape{2000, 50, 60}}) {
+    const auto A = random_matrix<float>(s.M * s.K, 7), B = random_matrix<float>(s.K * s.N, 8);
+    const auto C0 = random_matrix<float>(s.M * s.N, 9);
+    const int saved = omp_get_max_threads();
+    for (bool trans_b : {false, true}) {
+      CAPTURE(s.M, s.N, s.K, trans_b);
+      std::vector<float> C1 = C0, C2 = C0;
+      const int64_t ldb = trans_b ? s.K : s.N;
+      omp_set_num_threads(1);
+      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb, 1.f, C1.data(), s.N);
+      omp_set_num_threads(2);
+      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb, 1.f, C2.data(), s.N);
+      CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
+    }
+    omp_set_num_threads(saved);
   }
-  omp_set_num_threads(saved);
 }

@@ -10,7 +10,8 @@ namespace seqgrad::kernels {
 // when trans_a, A is K x M (row stride lda) read transposed. op(B) is K x N likewise (trans_b: B is N x K).
 // beta is 0 (overwrite; C may hold garbage/NaN) or 1 (accumulate); other values scale C first. Never throws.
 // Parallel with OpenMP over output blocks when the work is large enough (serial inside an enclosing
-// parallel region); results are bitwise identical for any thread count.
+// parallel region); results are bitwise identical for any thread count. Each thread keeps its pack
+// buffers (a few MB at most) for the next call, so steady-state calls do not allocate.
 //
 // Example, y = x W^T for x (B x I) and W (G x I):  gemm<float>(false, true, B, G, I, x, I, W, I, 0.f, y, G);
 template <class T>

@@ -105,7 +105,8 @@ namespace detail {
 // cost of its own rows only. The C rows are prefetched into L2 up front: the B panel streaming
 // through L1 would evict them before the final read-modify-write.
 template <class Arch, class T, int Rows, bool RowPanel>
-SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate) noexcept {
+SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                                             bool accumulate) noexcept {
   using Batch = xsimd::batch<T, Arch>;
   constexpr int mr = GemmTile<Arch, T>::rows, vecs = GemmTile<Arch, T>::vectors, w = int(Batch::size);
   constexpr int64_t row_stride = RowPanel ? gemm_kc_max<T> : 1, k_stride = RowPanel ? 1 : mr;
@@ -321,7 +322,8 @@ void gemm_pack_b_kernel::operator()(Arch, bool trans, const T* b, int64_t ldb, i
           Batch::load_unaligned(row + j + v * w).store_aligned(dst + j * kc + k * nr + v * w);
     }
   } else {
-    for (int64_t j = 0; j < full; j += nr) detail::gemm_transpose_panel<Arch, int(nr)>(b + j * ldb, ldb, kc, dst + j * kc);
+    for (int64_t j = 0; j < full; j += nr)
+      detail::gemm_transpose_panel<Arch, int(nr)>(b + j * ldb, ldb, kc, dst + j * kc);
   }
   if (cols > 0) {  // last, partial panel: zero-pad so that the kernel's spare lanes stay finite
     T* panel = dst + full * kc;
@@ -353,7 +355,8 @@ void gemm_micro_kernel::operator()(Arch, bool trans_a, int64_t mc, int64_t nc, i
       // same way the kernel would (one rounding for accumulate).
       alignas(64) T part[mr * nr];
       tile(kc, pa, b, part, nr, false);
-      for (int64_t r = 0; r < rows; ++r) detail::gemm_store_part<Arch, int(nr)>(cij + r * ldc, part + r * nr, cols, accumulate);
+      for (int64_t r = 0; r < rows; ++r)
+        detail::gemm_store_part<Arch, int(nr)>(cij + r * ldc, part + r * nr, cols, accumulate);
     }
   }
 }
