@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "autograd/kernels/cells.h"
 #include "autograd/kernels/elementwise.h"
@@ -64,7 +65,7 @@ bool recording(const char* op, std::initializer_list<const Tensor*> ins) {
 }
 
 void record(Node&& n) {
-  for (int i = 0; i < 3; ++i) n.needs_grad[i] = n.in[i].defined() && n.in[i].requires_grad();
+  for (size_t i = 0; i < n.in.size(); ++i) n.needs_grad[i] = n.in[i].defined() && n.in[i].requires_grad();
   Tape::current().record(std::move(n));
 }
 
@@ -946,7 +947,44 @@ void Embedding_bwd(const Node& n) {
 }
 }  // namespace
 
-// ================================================================ fused recurrent cells
+// ================================================================ recurrent cells
+struct PackedWeight::Packs {
+  Tensor w;
+  Tensor fwd, bwd;  // packed op(B) = W^T (h W^T) and W (dg W); undefined when the GEMM reads W in place
+  std::once_flag bwd_once;
+
+  template <class T>
+  k::PackedB<T> forward() const {
+    return {.trans = true, .K = w.size(1), .N = w.size(0), .src = ptr<T>(w), .ldb = w.size(1),
+            .data = fwd.defined() ? ptr<T>(fwd) : nullptr};
+  }
+  template <class T>
+  k::PackedB<T> backward() {
+    std::call_once(bwd_once, [&] {
+      if (int64_t n = k::gemm_packed_size<T>(w.size(0), w.size(1))) {
+        bwd = Tensor::empty({n}, w.dtype());
+        k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1), .data = ptr<T>(bwd)};
+        k::gemm_pack_b(b);
+      }
+    });
+    return {.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1),
+            .data = bwd.defined() ? ptr<T>(bwd) : nullptr};
+  }
+};
+
+PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Packs>()) {
+  check_defined("PackedWeight", w, "weight");
+  if (w.rank() != 2) throw std::invalid_argument(fmt::format("PackedWeight: weight is {}; expected (G*H, H)", w.shape()));
+  packs_->w = w;
+  by_dtype(w.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (int64_t n = k::gemm_packed_size<T>(w.size(1), w.size(0))) {
+      packs_->fwd = Tensor::empty({n}, w.dtype());
+      k::gemm_pack_b(packs_->forward<T>());
+    }
+  });
+}
+
 namespace {
 
 // Where row b of step t starts in xp, and the checks every cell shares. G gates of H units.
@@ -955,32 +993,35 @@ struct CellRows {
   int64_t row(int64_t b) const { return base + b * stride; }
 };
 
-CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, int64_t G,
-                   const Tensor& state) {
+CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, const Tensor& h, int64_t G,
+                   const Tensor& w, const Tensor& c) {
   check_defined(op, xp, "xp");
-  check_defined(op, hp, "hp");
-  check_same_dtype(op, xp, hp);
-  if (hp.rank() != 2 || hp.size(1) % G != 0)
-    throw std::invalid_argument(fmt::format("{}: hp is {}; expected (B, {}*H)", op, hp.shape(), G));
-  int64_t B = hp.size(0), GH = hp.size(1);
+  check_defined(op, h, "h");
+  check_same_dtype(op, xp, h);
+  check_same_dtype(op, xp, w);
+  if (h.rank() != 2)
+    throw std::invalid_argument(fmt::format("{}: h is {}; expected (B, H)", op, h.shape()));
+  int64_t B = h.size(0), H = h.size(1), GH = G * H;
+  if (w.shape() != Shape{GH, H})
+    throw std::invalid_argument(
+        fmt::format("{}: w_hh is {} but h is {}; expected ({}, {}) = ({}*H, H)", op, w.shape(), h.shape(), GH, H, G));
   bool ok = xp.size(-1) == GH && (xp.rank() == 2 || xp.rank() == 3);
   if (ok && xp.rank() == 2) ok = xp.size(0) == B;
   if (ok && xp.rank() == 3) ok = (time_axis == 0 || time_axis == 1) && xp.size(1 - time_axis) == B;
   if (!ok)
     throw std::invalid_argument(fmt::format(
-        "{}: xp is {} but hp is {}; expected xp (B, G*H) or (B, T, G*H) / (T, B, G*H) with time_axis 1 / 0", op,
-        xp.shape(), hp.shape()));
+        "{}: xp is {} but h is {}; expected xp (B, {}*H) or (B, T, {}*H) / (T, B, {}*H) with time_axis 1 / 0", op,
+        xp.shape(), h.shape(), G, G, G));
   int64_t T = xp.rank() == 3 ? xp.size(time_axis) : 1;
   if (t < 0 || t >= T) throw std::invalid_argument(fmt::format("{}: step {} is out of range for xp {}", op, t, xp.shape()));
-  if (state.defined()) {
-    check_same_dtype(op, xp, state);
-    if (state.shape() != Shape{B, GH / G})
-      throw std::invalid_argument(fmt::format("{}: state is {} but hp is {}; expected ({}, {})", op, state.shape(),
-                                              hp.shape(), B, GH / G));
+  if (c.defined()) {
+    check_same_dtype(op, xp, c);
+    if (c.shape() != h.shape())
+      throw std::invalid_argument(fmt::format("{}: c is {} but h is {}; expected the same", op, c.shape(), h.shape()));
   }
-  if (xp.rank() == 2) return {B, GH / G, 0, GH};
-  if (time_axis == 1) return {B, GH / G, t * GH, xp.size(1) * GH};
-  return {B, GH / G, t * B * GH, GH};
+  if (xp.rank() == 2) return {B, H, 0, GH};
+  if (time_axis == 1) return {B, H, t * GH, xp.size(1) * GH};
+  return {B, H, t * B * GH, GH};
 }
 
 // Rows are independent: threads split them when the step is large.
@@ -995,95 +1036,132 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? ptr<T>(t) : nullptr;
 }
 
+// The hidden product's backward, shared by the cells: given dg = d(h W^T) (B, G*H),
+// dh += dg W (packed once per sequence) and dW += dg^T h.
+template <class T>
+void hidden_product_bwd(const Node& n, const Tensor& dg, int h_in, int w_in) {
+  const Tensor& h = n.in[h_in];
+  const int64_t B = h.size(0), H = h.size(1), GH = dg.size(1);
+  auto& packs = *static_cast<PackedWeight::Packs*>(n.shared.get());
+  if (n.needs_grad[h_in]) k::gemm_packed<T>(B, ptr<T>(dg), GH, packs.backward<T>(), T(1), ptr<T>(grad_of(h)), H);
+  if (n.needs_grad[w_in])
+    k::gemm<T>(true, false, GH, H, B, ptr<T>(dg), GH, ptr<T>(h), H, T(1), ptr<T>(grad_of(n.in[w_in])), H);
+}
+
 }  // namespace
 
-Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, bool relu) {
-  CellRows r = cell_rows("rnn_cell", xp, time_axis, t, hp, 1, {});
-  Tensor h = Tensor::empty({r.B, r.H}, xp.dtype());
+Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh, bool relu) {
+  const Tensor& w = w_hh.tensor();
+  CellRows r = cell_rows("rnn_cell", xp, time_axis, t, h, 1, w, {});
+  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype());
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), ptr<T>(h_next), r.H);
     k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
-      k::rnn_cell_fwd(ptr<T>(h) + b * r.H, ptr<T>(xp) + r.row(b), ptr<T>(hp) + b * r.H, relu, r.H);
+      k::rnn_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(xp) + r.row(b), relu, r.H);
     });
   });
-  if (recording("rnn_cell", {&xp, &hp}))
-    record({.op = Op::RnnCell, .in = {xp, hp}, .out = h, .iattr = {time_axis, t, relu}});
-  return h;
+  if (recording("rnn_cell", {&xp, &h, &w}))
+    record({.op = Op::RnnCell, .in = {xp, h, w}, .out = h_next, .shared = w_hh.packs(), .iattr = {time_axis, t, relu}});
+  return h_next;
 }
 
-std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& c) {
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
+                                    const PackedWeight& w_hh) {
   check_defined("lstm_cell", c, "c");
-  CellRows r = cell_rows("lstm_cell", xp, time_axis, t, hp, 4, c);
-  Tensor h = Tensor::empty({r.B, r.H}, xp.dtype()), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
-  Tensor act = Tensor::empty({r.B, 5 * r.H}, xp.dtype());
+  const Tensor& w = w_hh.tensor();
+  CellRows r = cell_rows("lstm_cell", xp, time_axis, t, h, 4, w, c);
+  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor act = Tensor::empty({r.B, 4 * r.H}, xp.dtype());
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), ptr<T>(act), 4 * r.H);
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
-      k::lstm_cell_fwd(ptr<T>(h) + b * r.H, ptr<T>(c_next) + b * r.H, ptr<T>(act) + b * 5 * r.H,
-                       ptr<T>(xp) + r.row(b), ptr<T>(hp) + b * 4 * r.H, ptr<T>(c) + b * r.H, r.H);
+      k::lstm_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(c_next) + b * r.H, ptr<T>(act) + b * 4 * r.H,
+                       ptr<T>(xp) + r.row(b), ptr<T>(c) + b * r.H, r.H);
     });
   });
-  if (recording("lstm_cell", {&xp, &hp, &c}))
-    record({.op = Op::LstmCell, .in = {xp, hp, c}, .out = h, .out2 = c_next, .saved = act, .iattr = {time_axis, t}});
-  return {h, c_next};
+  if (recording("lstm_cell", {&xp, &h, &c, &w}))
+    record({.op = Op::LstmCell, .in = {xp, h, c, w}, .out = h_next, .out2 = c_next, .saved = act,
+            .shared = w_hh.packs(), .iattr = {time_axis, t}});
+  return {h_next, c_next};
 }
 
-Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& h) {
-  check_defined("gru_cell", h, "h");
-  CellRows r = cell_rows("gru_cell", xp, time_axis, t, hp, 3, h);
-  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), act = Tensor::empty({r.B, 3 * r.H}, xp.dtype());
+Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
+                const Tensor& b_hh) {
+  const Tensor& w = w_hh.tensor();
+  CellRows r = cell_rows("gru_cell", xp, time_axis, t, h, 3, w, {});
+  if (b_hh.defined()) {
+    check_same_dtype("gru_cell", xp, b_hh);
+    if (b_hh.shape() != Shape{3 * r.H})
+      throw std::invalid_argument(fmt::format("gru_cell: b_hh is {}; expected ({},)", b_hh.shape(), 3 * r.H));
+  }
+  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), act = Tensor::empty({r.B, 4 * r.H}, xp.dtype());
+  Tensor hp = Tensor::empty({r.B, 3 * r.H}, xp.dtype());  // scratch: act keeps only its n block
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    T* php = ptr<T>(hp);
+    if (b_hh.defined())
+      for (int64_t b = 0; b < r.B; ++b) std::memcpy(php + b * 3 * r.H, ptr<T>(b_hh), size_t(3 * r.H) * sizeof(T));
+    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(b_hh.defined() ? 1 : 0), php, 3 * r.H);
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
-      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(act) + b * 3 * r.H, ptr<T>(xp) + r.row(b),
-                      ptr<T>(hp) + b * 3 * r.H, ptr<T>(h) + b * r.H, r.H);
+      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(act) + b * 4 * r.H, ptr<T>(xp) + r.row(b), php + b * 3 * r.H,
+                      ptr<T>(h) + b * r.H, r.H);
     });
   });
-  if (recording("gru_cell", {&xp, &hp, &h}))
-    record({.op = Op::GruCell, .in = {xp, hp, h}, .out = h_next, .saved = act, .iattr = {time_axis, t}});
+  if (recording("gru_cell", {&xp, &h, &w, &b_hh}))
+    record({.op = Op::GruCell, .in = {xp, h, w, b_hh}, .out = h_next, .saved = act, .shared = w_hh.packs(),
+            .iattr = {time_axis, t}});
   return h_next;
 }
 
 namespace {
 void RnnCell_bwd(const Node& n) {
-  CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, {});
+  CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, n.in[2], {});
+  Tensor dpre = Tensor::empty({r.B, r.H}, n.out.dtype());
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1);
+    T* dxp = grad_ptr<T>(n, 0);
     const T *h = ptr<T>(n.out), *dh = ptr<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
-      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + b * r.H : dhp, h + b * r.H, dh + b * r.H,
+      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dpre) + b * r.H, h + b * r.H, dh + b * r.H,
                       n.iattr[2] != 0, r.H);
     });
+    hidden_product_bwd<T>(n, dpre, 1, 2);
   });
 }
 
 void LstmCell_bwd(const Node& n) {
-  CellRows r = cell_rows("lstm_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 4, {});
+  CellRows r = cell_rows("lstm_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 4, n.in[3], {});
+  Tensor dg = Tensor::empty({r.B, 4 * r.H}, n.out.dtype());
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1), *dc = grad_ptr<T>(n, 2);
+    T *dxp = grad_ptr<T>(n, 0), *dc = grad_ptr<T>(n, 2);
     const T *dh_next = ptr_or_null<T>(n.out.grad()), *dc_next = ptr_or_null<T>(n.out2.grad());
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
       int64_t o = b * r.H;
-      k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + 4 * o : dhp, dc ? dc + o : dc,
-                       ptr<T>(n.saved) + 5 * o, ptr<T>(n.in[2]) + o, dh_next ? dh_next + o : dh_next,
+      k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dg) + 4 * o, dc ? dc + o : dc, ptr<T>(n.saved) + 4 * o,
+                       ptr<T>(n.in[2]) + o, ptr<T>(n.out2) + o, dh_next ? dh_next + o : dh_next,
                        dc_next ? dc_next + o : dc_next, r.H);
     });
+    hidden_product_bwd<T>(n, dg, 1, 3);
   });
 }
 
 void GruCell_bwd(const Node& n) {
-  CellRows r = cell_rows("gru_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 3, {});
+  CellRows r = cell_rows("gru_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 3, n.in[2], {});
+  Tensor dhp = Tensor::empty({r.B, 3 * r.H}, n.out.dtype());
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T *dxp = grad_ptr<T>(n, 0), *dhp = grad_ptr<T>(n, 1), *dh = grad_ptr<T>(n, 2);
+    T *dxp = grad_ptr<T>(n, 0), *dh = grad_ptr<T>(n, 1);
     const T* g = ptr<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       int64_t o = b * r.H;
-      k::gru_cell_bwd(dxp ? dxp + r.row(b) : dxp, dhp ? dhp + 3 * o : dhp, dh ? dh + o : dh, ptr<T>(n.saved) + 3 * o,
-                      ptr<T>(n.in[1]) + 3 * o, ptr<T>(n.in[2]) + o, g + o, r.H);
+      k::gru_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dhp) + 3 * o, dh ? dh + o : dh, ptr<T>(n.saved) + 4 * o,
+                      ptr<T>(n.in[1]) + o, g + o, r.H);
     });
+    hidden_product_bwd<T>(n, dhp, 1, 2);
+    if (n.needs_grad[3]) column_sum_acc(ptr<T>(grad_of(n.in[3])), ptr<T>(dhp), r.B, 3 * r.H);
   });
 }
 }  // namespace

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
@@ -65,16 +66,38 @@ Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target);
 // weight: (V, D); indices of any shape `index_shape` in [0, V) -> index_shape + (D).
 Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const Shape& index_shape);
 
-// Fused point-wise recurrent cells (one tape op per step; the matmuls stay separate linear ops).
-// xp: the input projection x W_ih^T + b_ih, either of one step (B, G*H) or of a whole sequence
-// (B, T, G*H) with time_axis 1 / (T, B, G*H) with time_axis 0, of which step t is read in place;
-// hp = h W_hh^T + b_hh (B, G*H). Gate order and equations are PyTorch's:
+// A recurrent weight W_hh (G*H, H) packed for the GEMM once and reused by every step of a
+// sequence: for the forward product h W^T when made, for the backward product dg W on first use
+// (the GEMM would otherwise repack W at every step). The packings copy W's values, so make a new
+// one per forward pass: an optimizer step changes W in place. A Tensor converts to one implicitly,
+// so a single step may pass W_hh itself.
+class PackedWeight {
+ public:
+  PackedWeight(const Tensor& w);  // NOLINT(google-explicit-constructor): see above
+  const Tensor& tensor() const { return w_; }
+  struct Packs;  // the packed copies, shared with the tape nodes that read them
+  const std::shared_ptr<Packs>& packs() const { return packs_; }
+
+ private:
+  Tensor w_;
+  std::shared_ptr<Packs> packs_;
+};
+
+// Recurrent cells: one tape op per step, hidden product included. xp is the input projection,
+// either of one step (B, G*H) or of a whole sequence (B, T, G*H) with time_axis 1 / (T, B, G*H)
+// with time_axis 0, of which step t is read in place; h, c: (B, H); w_hh: (G*H, H). Gate order and
+// equations are PyTorch's, with hp = h W_hh^T (+ b_hh for GRU; RNN and LSTM callers fold b_hh
+// into xp, where PyTorch adds it anyway):
 //   rnn_cell:  h' = tanh(xp + hp)   (relu: max(0, .))                          G = 1
 //   lstm_cell: i,f,g,o = sig, sig, tanh, sig (xp + hp); c' = f*c + i*g; h' = o*tanh(c')   G = 4
 //   gru_cell:  r,z = sig(xp + hp); n = tanh(xp_n + r*hp_n); h' = (1-z)*n + z*h   G = 3
-Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, bool relu = false);
-std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& c);
-Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& hp, const Tensor& h);
+// Saved for backward: h' (RNN); i, f, g, o and c, c' (LSTM: 4H + state); r, z, n, hp_n (GRU).
+Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
+                bool relu = false);
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
+                                    const PackedWeight& w_hh);
+Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
+                const Tensor& b_hh = {});
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -30,12 +31,13 @@ const char* op_name(Op op);
 
 struct Node {
   Op op;
-  std::array<bool, 3> needs_grad{};  // which of in[] want a gradient
-  std::array<Tensor, 3> in;          // inputs (undefined where unused)
+  std::array<bool, 4> needs_grad{};  // which of in[] want a gradient
+  std::array<Tensor, 4> in;          // inputs (undefined where unused)
   std::vector<Tensor> list;          // variadic inputs (concat only)
   Tensor out;
   Tensor out2;                       // a second output (lstm_cell's c), else undefined
   Tensor saved;                      // extra state for backward (a target, indices, activations)
+  std::shared_ptr<void> shared;      // state shared by the nodes of one sequence (a cell's packed W_hh)
   std::array<int64_t, 3> iattr{};    // axes, indices
   double attr = 0;                   // a scalar operand
 };

@@ -34,6 +34,25 @@ Tensor init_uniform(const Shape& s, int64_t hidden, Generator& gen, DType dtype)
 std::string layout(bool batch_first) { return batch_first ? "(batch, seq, feature)" : "(seq, batch, feature)"; }
 }  // namespace
 
+Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, const Tensor& b_ih, const Tensor& b_hh) {
+  if (kind == CellKind::gru || !b_ih.defined()) return linear(x, w_ih, b_ih);
+  return linear(x, w_ih, add(b_ih, b_hh));
+}
+
+LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
+                    const PackedWeight& w_hh, const Tensor& b_hh) {
+  switch (kind) {
+    case CellKind::rnn_tanh: return {rnn_cell(xp, time_axis, t, s.h, w_hh, false), {}};
+    case CellKind::rnn_relu: return {rnn_cell(xp, time_axis, t, s.h, w_hh, true), {}};
+    case CellKind::lstm: {
+      auto [h, c] = lstm_cell(xp, time_axis, t, s.h, s.c, w_hh);
+      return {h, c};
+    }
+    case CellKind::gru: return {gru_cell(xp, time_axis, t, s.h, w_hh, b_hh), {}};
+  }
+  return {};
+}
+
 // ---------------------------------------------------------------- sequence layers
 RecurrentBase::RecurrentBase(const RecurrentConfig& c)
     : cfg_(c), dropout_gen_(register_generator("dropout_generator", c.seed ^ 0x2545f4914f6cdd1dULL)) {
@@ -56,16 +75,6 @@ RecurrentBase::RecurrentBase(const RecurrentConfig& c)
       b_ih_.push_back(c.bias ? register_parameter("bias_ih" + suffix, init_uniform({GH}, H, gen, c.dtype)) : Tensor());
       b_hh_.push_back(c.bias ? register_parameter("bias_hh" + suffix, init_uniform({GH}, H, gen, c.dtype)) : Tensor());
     }
-}
-
-LSTMState RecurrentBase::step(int i, const Tensor& xp, int axis, int64_t t, const LSTMState& s) const {
-  switch (cfg_.kind) {
-    case CellKind::rnn_tanh: return {rnn_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i], false), {}};
-    case CellKind::rnn_relu: return {rnn_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i], true), {}};
-    case CellKind::lstm: return lstm_step(xp, axis, t, s, w_hh_[i], b_hh_[i]);
-    case CellKind::gru: return {gru_step(xp, axis, t, s.h, w_hh_[i], b_hh_[i]), {}};
-  }
-  return {};
 }
 
 void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch) const {
@@ -135,14 +144,15 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
     std::vector<Tensor> dir_out;
     for (int d = 0; d < D; ++d) {
       int i = int(l * D + d);
-      Tensor proj = linear(input, w_ih_[i], b_ih_[i]);  // (B, T, G*H) or (T, B, G*H)
+      Tensor proj = input_projection(cfg_.kind, input, w_ih_[i], b_ih_[i], b_hh_[i]);  // (B, T, G*H) or (T, B, G*H)
+      const PackedWeight w_hh(w_hh_[i]);
       LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
       if (is_lstm) s.c = c0.defined() ? select(c0, 0, i) : zero_state;
       std::vector<Tensor> outs(T, zero_state);  // padding beyond max_len stays zero
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
-        LSTMState next = step(i, proj, time_axis, t, s);
+        LSTMState next = cell_step(cfg_.kind, proj, time_axis, t, s, w_hh, b_hh_[i]);
         if (mask[t].defined()) {
           next.h = mul(next.h, mask[t]);  // the output: zero on padding
           outs[t] = next.h;
@@ -167,7 +177,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
 // ---------------------------------------------------------------- cells
 CellBase::CellBase(const char* name, CellKind kind, int64_t input_size, int64_t hidden_size, bool bias, DType dtype,
                    uint64_t seed)
-    : name_(name), input_size_(input_size), hidden_size_(hidden_size) {
+    : name_(name), kind_(kind), input_size_(input_size), hidden_size_(hidden_size) {
   if (input_size <= 0 || hidden_size <= 0)
     throw std::invalid_argument(
         fmt::format("{}: input_size and hidden_size must be positive, got {} and {}", name, input_size, hidden_size));
@@ -181,7 +191,7 @@ CellBase::CellBase(const char* name, CellKind kind, int64_t input_size, int64_t 
   }
 }
 
-Tensor CellBase::project(const Tensor& x) const {
+LSTMState CellBase::step(const Tensor& x, const LSTMState& s) const {
   if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name_));
   if (x.rank() != 2 || x.size(1) != input_size_)
     throw std::invalid_argument(fmt::format("{}: input must have shape (batch, {}) (input_size = {}), got {}", name_,
@@ -189,7 +199,9 @@ Tensor CellBase::project(const Tensor& x) const {
   if (x.dtype() != w_ih_.dtype())
     throw std::invalid_argument(fmt::format("{}: input is {} but the parameters are {}; convert one with to()", name_,
                                             x.dtype(), w_ih_.dtype()));
-  return linear(x, w_ih_, b_ih_);
+  const int64_t B = x.size(0);
+  LSTMState state{state_or_zeros(s.h, "h", B), kind_ == CellKind::lstm ? state_or_zeros(s.c, "c", B) : Tensor()};
+  return cell_step(kind_, input_projection(kind_, x, w_ih_, b_ih_, b_hh_), 1, 0, state, w_hh_, b_hh_);
 }
 
 Tensor CellBase::state_or_zeros(const Tensor& s, const char* what, int64_t batch) const {

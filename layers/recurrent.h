@@ -27,6 +27,7 @@
 #include <span>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "layers/module.h"
 
 namespace seqgrad {
@@ -60,15 +61,15 @@ namespace detail {
 enum class CellKind : uint8_t { rnn_tanh, rnn_relu, lstm, gru };
 int gate_count(CellKind kind);  // G: 1, 1, 4, 3
 
-// One step from the input projection xp = x W_ih^T + b_ih and the previous state: xp is one
-// step's (B, G*H), or the whole sequence's (B, T, G*H) / (T, B, G*H) (time_axis 1 / 0) read at
-// step t in place. Each is two tape ops: linear(h, W_hh, b_hh) and the fused point-wise cell
-// (ops.h). Defined in rnn.cpp, lstm.cpp, gru.cpp next to their equations. b_hh may be undefined.
-Tensor rnn_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh,
-                bool relu);
-LSTMState lstm_step(const Tensor& xp, int time_axis, int64_t t, const LSTMState& s, const Tensor& w_hh,
-                    const Tensor& b_hh);
-Tensor gru_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh);
+// The input projection every step reads: x W_ih^T + b_ih, plus b_hh for RNN and LSTM, whose cells
+// add it outside any nonlinearity (GRU's cell takes b_hh itself: r multiplies it).
+Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, const Tensor& b_ih, const Tensor& b_hh);
+
+// One step: the cell op of `kind` (ops.h) on the projection xp and the previous state, xp being one
+// step's (B, G*H), or the whole sequence's (B, T, G*H) / (T, B, G*H) (time_axis 1 / 0) read at step
+// t in place. One tape op per step, the hidden product included. b_hh is only read for GRU.
+LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
+                    const PackedWeight& w_hh, const Tensor& b_hh);
 
 struct RecurrentConfig {
   const char* name;  // "RNN", "LSTM", "GRU": prefixes every error message
@@ -96,7 +97,6 @@ class RecurrentBase : public Module {
   LSTMOutput run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths);
 
  private:
-  LSTMState step(int index, const Tensor& proj, int time_axis, int64_t t, const LSTMState& s) const;
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
 
   RecurrentConfig cfg_;
@@ -109,12 +109,13 @@ class CellBase : public Module {
  protected:
   CellBase(const char* name, CellKind kind, int64_t input_size, int64_t hidden_size, bool bias, DType dtype,
            uint64_t seed);
-  // Checks x (B, input_size) and returns x W_ih^T + b_ih.
-  Tensor project(const Tensor& x) const;
+  // Checks x (B, input_size) and the state, then runs one cell_step.
+  LSTMState step(const Tensor& x, const LSTMState& s) const;
   // Checks a state against (B, hidden_size); an undefined one becomes zeros.
   Tensor state_or_zeros(const Tensor& s, const char* what, int64_t batch) const;
 
   const char* name_;
+  CellKind kind_;
   int64_t input_size_, hidden_size_;
   Tensor w_ih_, w_hh_, b_ih_, b_hh_;
 };

@@ -4,14 +4,6 @@
 
 namespace seqgrad {
 
-namespace detail {
-// h' = act(xp + h W_hh^T + b_hh): 3 ops.
-Tensor rnn_step(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& w_hh, const Tensor& b_hh,
-                bool use_relu) {
-  return rnn_cell(xp, time_axis, t, linear(h, w_hh, b_hh), use_relu);  // act(xp_t + h W_hh^T + b_hh)
-}
-}  // namespace detail
-
 RNN::RNN(const RNNOptions& o)
     : RecurrentBase(detail::make_config(
           "RNN", o.nonlinearity == Nonlinearity::relu ? detail::CellKind::rnn_relu : detail::CellKind::rnn_tanh, o)),
@@ -29,9 +21,7 @@ RNNCell::RNNCell(const RNNCellOptions& o)
       options_(o) {}
 
 Tensor RNNCell::forward(const Tensor& x, const Tensor& h) const {
-  Tensor xp = project(x);
-  return detail::rnn_step(xp, 1, 0, state_or_zeros(h, "h", x.size(0)), w_hh_, b_hh_,
-                          options_.nonlinearity == Nonlinearity::relu);
+  return step(x, {h, {}}).h;
 }
 
 }  // namespace seqgrad

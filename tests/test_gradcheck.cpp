@@ -82,22 +82,32 @@ std::vector<OpCase> all_op_cases() {
            {input({5, 7}, g, -2, 2)});
   add_case("embedding", [](V x) { return embedding(x[0], std::vector<int64_t>{3, 0, 3, 4, 1, 1}, {2, 3}); },
            {input({5, 7}, g)});
-  add_case("rnn_cell tanh, step of a batch-first sequence", [](V x) { return rnn_cell(x[0], 1, 1, x[1]); },
-           {input({2, 3, 5}, g), input({2, 5}, g)});
-  add_case("rnn_cell relu, one step", [](V x) { return rnn_cell(x[0], 1, 0, x[1], true); },
-           {input({3, 5}, g, -1, 1, 0.05), input({3, 5}, g, -1, 1, 0.05)});
+  // Cells: xp, h, (c,) w_hh (, b_hh). Hidden sizes 33 and 40 make W_hh big enough (> 4096 elements)
+  // for the packed GEMM path; the others read it in place.
+  add_case("rnn_cell tanh, step of a batch-first sequence", [](V x) { return rnn_cell(x[0], 1, 1, x[1], x[2]); },
+           {input({2, 3, 5}, g), input({2, 5}, g), input({5, 5}, g)});
+  add_case("rnn_cell relu, one step", [](V x) { return rnn_cell(x[0], 1, 0, x[1], x[2], true); },
+           {input({3, 5}, g, -1, 1, 0.05), input({3, 5}, g, -1, 1, 0.05), input({5, 5}, g, -0.1, 0.1)});
+  add_case("rnn_cell, packed W_hh", [](V x) { return rnn_cell(x[0], 0, 1, x[1], x[2]); },
+           {input({2, 3, 70}, g), input({3, 70}, g), input({70, 70}, g, -0.2, 0.2)});
   add_case("lstm_cell h and c, time-major", [](V x) {
-    auto [h, c] = lstm_cell(x[0], 0, 2, x[1], x[2]);
+    auto [h, c] = lstm_cell(x[0], 0, 2, x[1], x[2], x[3]);
     return add(h, mul(c, 0.5));
-  }, {input({3, 2, 12}, g), input({2, 12}, g), input({2, 3}, g)});
-  add_case("lstm_cell h only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2]).first; },
-           {input({2, 1, 20}, g), input({2, 20}, g), input({2, 5}, g)});
-  add_case("lstm_cell c only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2]).second; },
-           {input({2, 20}, g), input({2, 20}, g), input({2, 5}, g)});
-  add_case("gru_cell", [](V x) { return gru_cell(x[0], 1, 2, x[1], x[2]); },
-           {input({2, 3, 15}, g), input({2, 15}, g), input({2, 5}, g)});
-  add_case("gru_cell time-major", [](V x) { return gru_cell(x[0], 0, 0, x[1], x[2]); },
-           {input({2, 3, 9}, g), input({3, 9}, g), input({3, 3}, g)});
+  }, {input({3, 2, 12}, g), input({2, 3}, g), input({2, 3}, g), input({12, 3}, g)});
+  add_case("lstm_cell h only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2], x[3]).first; },
+           {input({2, 1, 20}, g), input({2, 5}, g), input({2, 5}, g), input({20, 5}, g)});
+  add_case("lstm_cell c only", [](V x) { return lstm_cell(x[0], 1, 0, x[1], x[2], x[3]).second; },
+           {input({2, 20}, g), input({2, 5}, g), input({2, 5}, g), input({20, 5}, g)});
+  add_case("lstm_cell, packed W_hh", [](V x) {
+    auto [h, c] = lstm_cell(x[0], 1, 1, x[1], x[2], x[3]);
+    return add(h, c);
+  }, {input({2, 2, 132}, g), input({2, 33}, g), input({2, 33}, g), input({132, 33}, g, -0.3, 0.3)});
+  add_case("gru_cell", [](V x) { return gru_cell(x[0], 1, 2, x[1], x[2], x[3]); },
+           {input({2, 3, 15}, g), input({2, 5}, g), input({15, 5}, g), input({15}, g)});
+  add_case("gru_cell time-major, no bias", [](V x) { return gru_cell(x[0], 0, 0, x[1], x[2]); },
+           {input({2, 3, 9}, g), input({3, 3}, g), input({9, 3}, g)});
+  add_case("gru_cell, packed W_hh", [](V x) { return gru_cell(x[0], 1, 0, x[1], x[2], x[3]); },
+           {input({2, 1, 120}, g), input({2, 40}, g), input({120, 40}, g, -0.3, 0.3), input({120}, g)});
   // A composition: fan-out of one tensor into several ops must accumulate.
   add_case("fan-out", [](V x) { return add(mul(tanh(x[0]), x[0]), sigmoid(x[0])); }, {input({5, 7}, g)});
   return c;

@@ -405,8 +405,8 @@ TEST_CASE("an L-step RNN leaves L steps of ops on the tape and h0's gradient cro
     RNNOutput r = rnn.forward(x, h0);
     std::map<Op, int> count;
     for (const Node& n : Tape::current().nodes()) ++count[n.op];
-    CHECK(count[Op::RnnCell] == L);     // one fused tanh(xp_t + h W_hh^T + b_hh) per step
-    CHECK(count[Op::Linear] == L + 1);  // one input projection for all steps + one W_hh product per step
+    CHECK(count[Op::RnnCell] == L);  // one fused tanh(xp_t + h W_hh^T) per step, the product included
+    CHECK(count[Op::Linear] == 1);   // one input projection for all steps (bias b_ih + b_hh)
     CHECK(count[Op::Select] == 1);      // h0's layer slice; each step reads the projection in place
     // A loss on the last step only: its gradient reaches h0 only by crossing every earlier step.
     sum(select(r.output, 1, L - 1)).backward();

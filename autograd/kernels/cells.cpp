@@ -7,37 +7,38 @@
 namespace seqgrad::kernels {
 
 template <class T>
-void rnn_cell_fwd(T* h, const T* xp, const T* hp, bool relu, int64_t H) {
-  dispatched<rnn_fwd_kernel>()(h, xp, hp, relu, H);
+void rnn_cell_fwd(T* h, const T* xp, bool relu, int64_t H) {
+  dispatched<rnn_fwd_kernel>()(h, xp, relu, H);
 }
 template <class T>
-void rnn_cell_bwd(T* dxp, T* dhp, const T* h, const T* dh, bool relu, int64_t H) {
-  dispatched<rnn_bwd_kernel>()(dxp, dhp, h, dh, relu, H);
+void rnn_cell_bwd(T* dxp, T* dpre, const T* h, const T* dh, bool relu, int64_t H) {
+  dispatched<rnn_bwd_kernel>()(dxp, dpre, h, dh, relu, H);
 }
 template <class T>
-void lstm_cell_fwd(T* h, T* c, T* act, const T* xp, const T* hp, const T* c_prev, int64_t H) {
-  dispatched<lstm_fwd_kernel>()(h, c, act, xp, hp, c_prev, H);
+void lstm_cell_fwd(T* h, T* c, T* act, const T* xp, const T* c_prev, int64_t H) {
+  dispatched<lstm_fwd_kernel>()(h, c, act, xp, c_prev, H);
 }
 template <class T>
-void lstm_cell_bwd(T* dxp, T* dhp, T* dc_prev, const T* act, const T* c_prev, const T* dh, const T* dc, int64_t H) {
-  dispatched<lstm_bwd_kernel>()(dxp, dhp, dc_prev, act, c_prev, dh, dc, H);
+void lstm_cell_bwd(T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, const T* c, const T* dh, const T* dc,
+                   int64_t H) {
+  dispatched<lstm_bwd_kernel>()(dxp, dg, dc_prev, act, c_prev, c, dh, dc, H);
 }
 template <class T>
 void gru_cell_fwd(T* h, T* act, const T* xp, const T* hp, const T* h_prev, int64_t H) {
   dispatched<gru_fwd_kernel>()(h, act, xp, hp, h_prev, H);
 }
 template <class T>
-void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* hp, const T* h_prev, const T* dh, int64_t H) {
-  dispatched<gru_bwd_kernel>()(dxp, dhp, dh_prev, act, hp, h_prev, dh, H);
+void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh, int64_t H) {
+  dispatched<gru_bwd_kernel>()(dxp, dhp, dh_prev, act, h_prev, dh, H);
 }
 
 #define SEQGRAD_DEFINE(T)                                                                                \
-  template void rnn_cell_fwd<T>(T*, const T*, const T*, bool, int64_t);                                  \
+  template void rnn_cell_fwd<T>(T*, const T*, bool, int64_t);                                            \
   template void rnn_cell_bwd<T>(T*, T*, const T*, const T*, bool, int64_t);                              \
-  template void lstm_cell_fwd<T>(T*, T*, T*, const T*, const T*, const T*, int64_t);                     \
-  template void lstm_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t);           \
+  template void lstm_cell_fwd<T>(T*, T*, T*, const T*, const T*, int64_t);                               \
+  template void lstm_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t); \
   template void gru_cell_fwd<T>(T*, T*, const T*, const T*, const T*, int64_t);                          \
-  template void gru_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t);
+  template void gru_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)
 #undef SEQGRAD_DEFINE

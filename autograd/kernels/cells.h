@@ -1,26 +1,31 @@
 // Fused point-wise kernels of the recurrent cells, one batch row (H hidden units) per call.
-// xp and hp are the row's input and hidden projections, G*H wide in PyTorch's gate order
-// (LSTM i,f,g,o; GRU r,z,n). Forward kernels save the activations backward needs in `act`;
-// backward kernels accumulate (+=) into whichever of dxp, dhp, dprev is not null, and read dh
-// (and, for LSTM, dc) as zero when null. Never throw; no threading here (the op splits rows).
+// The cell ops (ops.cpp) first compute the row's hidden product h_prev W_hh^T with the GEMM;
+// xp is the row's input projection. Both are G*H wide in PyTorch's gate order (LSTM i,f,g,o;
+// GRU r,z,n). Forward kernels save what backward needs in `act`; backward kernels store the
+// pre-activation gradients in `dg` / `dhp` (which the op multiplies by W_hh and h_prev) and
+// accumulate (+=) into whichever of dxp, dprev is not null; a null dh or dc reads as zero.
+// Never throw; no threading here (the op splits rows).
 #pragma once
 
 #include <cstdint>
 
 namespace seqgrad::kernels {
 
-// h = tanh(xp + hp), or relu.
-template <class T> void rnn_cell_fwd(T* h, const T* xp, const T* hp, bool relu, int64_t H);
-template <class T> void rnn_cell_bwd(T* dxp, T* dhp, const T* h, const T* dh, bool relu, int64_t H);
+// h = tanh(h + xp) (or relu): h holds h_prev W_hh^T on entry. dpre = dh * act'(.).
+template <class T> void rnn_cell_fwd(T* h, const T* xp, bool relu, int64_t H);
+template <class T> void rnn_cell_bwd(T* dxp, T* dpre, const T* h, const T* dh, bool relu, int64_t H);
 
-// act = (i, f, g, o, tanh(c)) (5H); c = f*c_prev + i*g; h = o*tanh(c).
-template <class T> void lstm_cell_fwd(T* h, T* c, T* act, const T* xp, const T* hp, const T* c_prev, int64_t H);
+// act holds h_prev W_hh^T (4H) on entry and (i, f, g, o) on exit; c = f*c_prev + i*g; h = o*tanh(c).
+// Backward recomputes tanh(c) from c; dg = the four gates' pre-activation gradients (4H).
+template <class T> void lstm_cell_fwd(T* h, T* c, T* act, const T* xp, const T* c_prev, int64_t H);
 template <class T>
-void lstm_cell_bwd(T* dxp, T* dhp, T* dc_prev, const T* act, const T* c_prev, const T* dh, const T* dc, int64_t H);
+void lstm_cell_bwd(T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, const T* c, const T* dh, const T* dc,
+                   int64_t H);
 
-// act = (r, z, n) (3H); n = tanh(xn + r*hn); h = (1-z)*n + z*h_prev.
+// hp = h_prev W_hh^T + b_hh (3H). act = (r, z, n, hp_n) (4H); n = tanh(xn + r*hp_n); h = (1-z)*n + z*h_prev.
+// Backward: dhp = gradient of hp (3H).
 template <class T> void gru_cell_fwd(T* h, T* act, const T* xp, const T* hp, const T* h_prev, int64_t H);
 template <class T>
-void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* hp, const T* h_prev, const T* dh, int64_t H);
+void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh, int64_t H);
 
 }  // namespace seqgrad::kernels

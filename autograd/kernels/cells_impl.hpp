@@ -9,20 +9,20 @@ namespace seqgrad::kernels {
 
 struct rnn_fwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* h, const T* xp, const T* hp, bool relu, int64_t H) const;
+  void operator()(Arch, T* h, const T* xp, bool relu, int64_t H) const;
 };
 struct rnn_bwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* dxp, T* dhp, const T* h, const T* dh, bool relu, int64_t H) const;
+  void operator()(Arch, T* dxp, T* dpre, const T* h, const T* dh, bool relu, int64_t H) const;
 };
 struct lstm_fwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* h, T* c, T* act, const T* xp, const T* hp, const T* c_prev, int64_t H) const;
+  void operator()(Arch, T* h, T* c, T* act, const T* xp, const T* c_prev, int64_t H) const;
 };
 struct lstm_bwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* dxp, T* dhp, T* dc_prev, const T* act, const T* c_prev, const T* dh, const T* dc,
-                  int64_t H) const;
+  void operator()(Arch, T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, const T* c, const T* dh,
+                  const T* dc, int64_t H) const;
 };
 struct gru_fwd_kernel {
   template <class Arch, class T>
@@ -30,22 +30,20 @@ struct gru_fwd_kernel {
 };
 struct gru_bwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* hp, const T* h_prev, const T* dh,
-                  int64_t H) const;
+  void operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh, int64_t H) const;
 };
 
 #ifndef SEQGRAD_KERNEL_TU
 #define SEQGRAD_EXTERN_CELLS(Arch, T)                                                                              \
-  extern template void rnn_fwd_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, bool, int64_t) const;     \
+  extern template void rnn_fwd_kernel::operator()<Arch, T>(Arch, T*, const T*, bool, int64_t) const;               \
   extern template void rnn_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, bool, int64_t) const; \
-  extern template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*,        \
-                                                            int64_t) const;                                       \
+  extern template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, int64_t) const;  \
   extern template void lstm_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*,        \
-                                                            const T*, int64_t) const;                             \
+                                                            const T*, const T*, int64_t) const;                   \
   extern template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, const T*, int64_t)    \
       const;                                                                                                      \
-  extern template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*,         \
-                                                           const T*, int64_t) const;
+  extern template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t) \
+      const;
 SEQGRAD_EXTERN_CELLS(xsimd::avx512bw, float)
 SEQGRAD_EXTERN_CELLS(xsimd::avx512bw, double)
 SEQGRAD_EXTERN_CELLS(xsimd::fma3<xsimd::avx2>, float)
@@ -75,64 +73,61 @@ inline V relu_mask(const V& y) {
 }  // namespace detail
 
 template <class Arch, class T>
-void rnn_fwd_kernel::operator()(Arch, T* h, const T* xp, const T* hp, bool relu, int64_t H) const {
+void rnn_fwd_kernel::operator()(Arch, T* h, const T* xp, bool relu, int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
-    V a = load<V>(xp, j, 1) + load<V>(hp, j, 1);
+    V a = load<V>(h, j, 1) + load<V>(xp, j, 1);
     store(h, j, relu ? detail::relu(a) : tanh_v(a));
   });
 }
 
 template <class Arch, class T>
-void rnn_bwd_kernel::operator()(Arch, T* dxp, T* dhp, const T* h, const T* dh, bool relu, int64_t H) const {
+void rnn_bwd_kernel::operator()(Arch, T* dxp, T* dpre, const T* h, const T* dh, bool relu, int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
     V y = load<V>(h, j, 1);
     V d = load<V>(dh, j, 1) * (relu ? relu_mask(y) : V(1) - y * y);
+    store(dpre, j, d);
     add_to(dxp, j, d);
-    add_to(dhp, j, d);
   });
 }
 
 template <class Arch, class T>
-void lstm_fwd_kernel::operator()(Arch, T* h, T* c, T* act, const T* xp, const T* hp, const T* c_prev,
-                                 int64_t H) const {
+void lstm_fwd_kernel::operator()(Arch, T* h, T* c, T* act, const T* xp, const T* c_prev, int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
-    V i = sigmoid(load<V>(xp, j, 1) + load<V>(hp, j, 1));
-    V f = sigmoid(load<V>(xp + H, j, 1) + load<V>(hp + H, j, 1));
-    V g = tanh_v(load<V>(xp + 2 * H, j, 1) + load<V>(hp + 2 * H, j, 1));
-    V o = sigmoid(load<V>(xp + 3 * H, j, 1) + load<V>(hp + 3 * H, j, 1));
+    V i = sigmoid(load<V>(act, j, 1) + load<V>(xp, j, 1));
+    V f = sigmoid(load<V>(act + H, j, 1) + load<V>(xp + H, j, 1));
+    V g = tanh_v(load<V>(act + 2 * H, j, 1) + load<V>(xp + 2 * H, j, 1));
+    V o = sigmoid(load<V>(act + 3 * H, j, 1) + load<V>(xp + 3 * H, j, 1));
     V cn = f * load<V>(c_prev, j, 1) + i * g;
-    V tc = tanh_v(cn);
     store(act, j, i);
     store(act + H, j, f);
     store(act + 2 * H, j, g);
     store(act + 3 * H, j, o);
-    store(act + 4 * H, j, tc);
     store(c, j, cn);
-    store(h, j, o * tc);
+    store(h, j, o * tanh_v(cn));
   });
 }
 
 template <class Arch, class T>
-void lstm_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dc_prev, const T* act, const T* c_prev, const T* dh,
-                                 const T* dc, int64_t H) const {
+void lstm_bwd_kernel::operator()(Arch, T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, const T* c,
+                                 const T* dh, const T* dc, int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
     V i = load<V>(act, j, 1), f = load<V>(act + H, j, 1), g = load<V>(act + 2 * H, j, 1);
-    V o = load<V>(act + 3 * H, j, 1), tc = load<V>(act + 4 * H, j, 1);
+    V o = load<V>(act + 3 * H, j, 1), tc = tanh_v(load<V>(c, j, 1));
     V dhv = load_or_zero<V>(dh, j);
     V dcv = load_or_zero<V>(dc, j) + dhv * o * (V(1) - tc * tc);
     V gates[4] = {dcv * g * i * (V(1) - i), dcv * load<V>(c_prev, j, 1) * f * (V(1) - f),
                   dcv * i * (V(1) - g * g), dhv * tc * o * (V(1) - o)};
     for (int k = 0; k < 4; ++k) {
+      store(dg + k * H, j, gates[k]);
       add_to(dxp ? dxp + k * H : dxp, j, gates[k]);
-      add_to(dhp ? dhp + k * H : dhp, j, gates[k]);
     }
     add_to(dc_prev, j, dcv * f);
   });
@@ -145,22 +140,24 @@ void gru_fwd_kernel::operator()(Arch, T* h, T* act, const T* xp, const T* hp, co
     using V = decltype(v);
     V r = sigmoid(load<V>(xp, j, 1) + load<V>(hp, j, 1));
     V z = sigmoid(load<V>(xp + H, j, 1) + load<V>(hp + H, j, 1));
-    V n = tanh_v(load<V>(xp + 2 * H, j, 1) + r * load<V>(hp + 2 * H, j, 1));
+    V hn = load<V>(hp + 2 * H, j, 1);
+    V n = tanh_v(load<V>(xp + 2 * H, j, 1) + r * hn);
     store(act, j, r);
     store(act + H, j, z);
     store(act + 2 * H, j, n);
+    store(act + 3 * H, j, hn);
     store(h, j, n + z * (load<V>(h_prev, j, 1) - n));
   });
 }
 
 template <class Arch, class T>
-void gru_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* hp, const T* h_prev,
-                                const T* dh, int64_t H) const {
+void gru_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh,
+                                int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
     V r = load<V>(act, j, 1), z = load<V>(act + H, j, 1), n = load<V>(act + 2 * H, j, 1);
-    V dhv = load<V>(dh, j, 1), hn = load<V>(hp + 2 * H, j, 1);
+    V hn = load<V>(act + 3 * H, j, 1), dhv = load<V>(dh, j, 1);
     V dan = dhv * (V(1) - z) * (V(1) - n * n);
     V dar = dan * hn * r * (V(1) - r);
     V daz = dhv * (load<V>(h_prev, j, 1) - n) * z * (V(1) - z);
@@ -169,25 +166,21 @@ void gru_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, 
       add_to(dxp + H, j, daz);
       add_to(dxp + 2 * H, j, dan);
     }
-    if (dhp) {
-      add_to(dhp, j, dar);
-      add_to(dhp + H, j, daz);
-      add_to(dhp + 2 * H, j, dan * r);
-    }
+    store(dhp, j, dar);
+    store(dhp + H, j, daz);
+    store(dhp + 2 * H, j, dan * r);
     add_to(dh_prev, j, dhv * z);
   });
 }
 
 #define SEQGRAD_INSTANTIATE_CELLS(Arch, T)                                                                         \
-  template void rnn_fwd_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, bool, int64_t) const;            \
+  template void rnn_fwd_kernel::operator()<Arch, T>(Arch, T*, const T*, bool, int64_t) const;                      \
   template void rnn_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, bool, int64_t) const;        \
-  template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t)      \
-      const;                                                                                                      \
+  template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, int64_t) const;         \
   template void lstm_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, const T*,     \
-                                                     int64_t) const;                                              \
+                                                     const T*, int64_t) const;                                    \
   template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, const T*, int64_t) const;    \
-  template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, const T*,      \
-                                                    int64_t) const;
+  template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t) const;
 
 #endif  // SEQGRAD_KERNEL_TU
 

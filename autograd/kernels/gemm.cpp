@@ -117,49 +117,58 @@ void gemm_block_naive(bool trans_a, bool trans_b, int64_t i0, int64_t m, int64_t
     }
 }
 
-}  // namespace
-
+// The dispatched building blocks of gemm_impl.hpp for T.
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
+struct Dispatch {
+  decltype(xsimd::dispatch<arch_list>(gemm_pack_a_kernel{})) pack_a = xsimd::dispatch<arch_list>(gemm_pack_a_kernel{});
+  decltype(xsimd::dispatch<arch_list>(gemm_pack_b_kernel{})) pack_b = xsimd::dispatch<arch_list>(gemm_pack_b_kernel{});
+  decltype(xsimd::dispatch<arch_list>(gemm_micro_kernel{})) micro = xsimd::dispatch<arch_list>(gemm_micro_kernel{});
+  decltype(xsimd::dispatch<arch_list>(gemm_small_kernel{})) small = xsimd::dispatch<arch_list>(gemm_small_kernel{});
+  GemmTileSize tile = xsimd::dispatch<arch_list>(gemm_tile_size{})(static_cast<const T*>(nullptr));
+};
+template <class T>
+Dispatch<T>& dispatch() {
+  static Dispatch<T> d;  // xsimd 8.1's dispatchers have a non-const call operator
+  return d;
+}
+
+bool run_parallel(int64_t M, int64_t N, int64_t K) {
+  return 2.0 * double(M) * double(N) * double(K) >= parallel_min_flops && omp_get_max_threads() > 1 &&
+         !omp_in_parallel();
+}
+
+// k slices as make_plan cuts them: they depend on K only, so a prepacked B matches every plan.
+template <class T>
+std::pair<int64_t, int64_t> k_slicing(int64_t K) {
+  const int64_t slices = ceil_div(K, gemm_kc_max<T>);
+  return {slices, ceil_div(K, slices)};
+}
+
+// beta other than 0 or 1 scales C first; K = 0 leaves beta*C. Returns false when nothing is left to do.
+template <class T>
+bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return false;
   if (beta != T(0) && beta != T(1)) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
     beta = T(1);
   }
-  if (K <= 0) {
-    if (beta == T(0))
-      for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-    return;
-  }
+  if (K > 0) return true;
+  if (beta == T(0))
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+  return false;
+}
 
-  static auto tile_size = xsimd::dispatch<arch_list>(gemm_tile_size{});
-  static auto pack_a = xsimd::dispatch<arch_list>(gemm_pack_a_kernel{});
-  static auto pack_b = xsimd::dispatch<arch_list>(gemm_pack_b_kernel{});
-  static auto micro_kernel = xsimd::dispatch<arch_list>(gemm_micro_kernel{});
-  static auto small_kernel = xsimd::dispatch<arch_list>(gemm_small_kernel{});
-  static const GemmTileSize tile = tile_size(static_cast<const T*>(nullptr));
-  const bool parallel = 2.0 * double(M) * double(N) * double(K) >= parallel_min_flops && omp_get_max_threads() > 1 &&
-                        !omp_in_parallel();
+// The blocked path. packed: op(B) laid out by gemm_pack_b, or null to pack each block here.
+template <class T>
+void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                  int64_t ldb, const T* packed, T beta, T* C, int64_t ldc) {
+  Dispatch<T>& d = dispatch<T>();
+  const GemmTileSize tile = d.tile;
+  const bool parallel = run_parallel(M, N, K);
   const int threads = parallel ? omp_get_max_threads() : 1;
-
-  if (K * N <= gemm_small_b_max) {  // op(B) fits in L1: no blocking, no packing; threads split the rows
-    const int64_t rows = ceil_div(M, threads);  // the strips take any row count
-    auto run_rows = [&](int64_t i0) {
-      small_kernel(trans_a, trans_b, std::min(rows, M - i0), N, K, op_at(A, lda, trans_a, i0, 0), lda, B, ldb,
-                   beta != T(0), C + i0 * ldc, ldc);
-    };
-    if (parallel && rows < M) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-      for (int64_t i0 = 0; i0 < M; i0 += rows) run_rows(i0);
-    } else {
-      run_rows(0);
-    }
-    return;
-  }
-
   const Plan plan = make_plan<T>(M, N, K, tile, threads);
+  const int64_t slice_stride = plan.kc * round_up(N, tile.nr);  // of a prepacked B
   const uint64_t call = next_call.fetch_add(1, std::memory_order_relaxed);
   // Tasks sharing a block index are consecutive along the inner index: with a single k slice, the
   // operand of the outer dimension is packed once per thread rather than once per task.
@@ -173,22 +182,23 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
     const int64_t j0 = bn * plan.nc, nc = std::min(plan.nc, N - j0);
     ThreadPacks<T>& packs = thread_packs<T>;
     if (!packs.a_.reserve(round_up(mc, tile.mr) * gemm_kc_max<T>) ||
-        !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc)) {
+        (!packed && !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc))) {
       gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc);
       return;
     }
     for (int64_t s = 0; s < plan.k_slices; ++s) {
       const int64_t k0 = s * plan.kc, kc = std::min(plan.kc, K - k0);
       if (!packs.a_.holds(call, bm, s)) {
-        pack_a(trans_a, op_at(A, lda, trans_a, i0, k0), lda, mc, kc, packs.a_.data_);
+        d.pack_a(trans_a, op_at(A, lda, trans_a, i0, k0), lda, mc, kc, packs.a_.data_);
         packs.a_.mark(call, bm, s);
       }
-      if (!packs.b_.holds(call, bn, s)) {
-        pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
+      const T* pb = packed ? packed + s * slice_stride + j0 * kc : packs.b_.data_;
+      if (!packed && !packs.b_.holds(call, bn, s)) {
+        d.pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
         packs.b_.mark(call, bn, s);
       }
-      micro_kernel(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), static_cast<const T*>(packs.b_.data_),
-                   C + i0 * ldc + j0, ldc, s > 0 || beta != T(0));
+      d.micro(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), pb, C + i0 * ldc + j0, ldc,
+              s > 0 || beta != T(0));
     }
   };
 
@@ -201,9 +211,74 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   }
 }
 
+}  // namespace
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (!prepare_c(M, N, K, beta, C, ldc)) return;
+  if (K * N > gemm_small_b_max) return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc);
+
+  // op(B) fits in L1: no blocking, no packing; threads split the rows.
+  const bool parallel = run_parallel(M, N, K);
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  const int64_t rows = ceil_div(M, threads);  // the strips take any row count
+  auto run_rows = [&](int64_t i0) {
+    dispatch<T>().small(trans_a, trans_b, std::min(rows, M - i0), N, K, op_at(A, lda, trans_a, i0, 0), lda, B, ldb,
+                        beta != T(0), C + i0 * ldc, ldc);
+  };
+  if (parallel && rows < M) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i0 = 0; i0 < M; i0 += rows) run_rows(i0);
+  } else {
+    run_rows(0);
+  }
+}
+
+template <class T>
+int64_t gemm_packed_size(int64_t K, int64_t N) {
+  if (K <= 0 || N <= 0 || K * N <= gemm_small_b_max) return 0;
+  auto [slices, kc] = k_slicing<T>(K);
+  return slices * kc * round_up(N, dispatch<T>().tile.nr);
+}
+
+template <class T>
+void gemm_pack_b(const PackedB<T>& b) {
+  if (!b.data) return;
+  Dispatch<T>& d = dispatch<T>();
+  const auto [slices, kc] = k_slicing<T>(b.K);
+  const int64_t nr = d.tile.nr, npad = round_up(b.N, nr);
+  constexpr int64_t panels_per_chunk = 8;
+  const int64_t chunks = ceil_div(npad / nr, panels_per_chunk), jobs = slices * chunks;
+  auto pack = [&](int64_t job) {
+    const int64_t s = job / chunks, j0 = job % chunks * panels_per_chunk * nr;
+    const int64_t k0 = s * kc, kcs = std::min(kc, b.K - k0), nc = std::min(panels_per_chunk * nr, b.N - j0);
+    d.pack_b(b.trans, op_at(b.src, b.ldb, b.trans, k0, j0), b.ldb, kcs, nc, b.data + s * kc * npad + j0 * kcs);
+  };
+  if (b.K * b.N >= (int64_t(1) << 18) && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t job = 0; job < jobs; ++job) pack(job);
+  } else {
+    for (int64_t job = 0; job < jobs; ++job) pack(job);
+  }
+}
+
+template <class T>
+void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta, T* C, int64_t ldc) {
+  if (!B.data) return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc);
+  if (!prepare_c(M, B.N, B.K, beta, C, ldc)) return;
+  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc);
+}
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
                           float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
                            double, double*, int64_t);
+template int64_t gemm_packed_size<float>(int64_t, int64_t);
+template int64_t gemm_packed_size<double>(int64_t, int64_t);
+template void gemm_pack_b<float>(const PackedB<float>&);
+template void gemm_pack_b<double>(const PackedB<double>&);
+template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t);
+template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*, int64_t);
 
 }  // namespace seqgrad::kernels

@@ -18,9 +18,39 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc);
 
+// op(B) packed once for many products with different A, e.g. an RNN's W_hh over its time steps.
+// The layout is the k slices and column panels gemm() builds on every call, so gemm_packed() gives
+// bitwise the same C as gemm() with the same B. When op(B) is small enough for gemm()'s direct
+// path nothing is packed (packed_size is 0) and gemm_packed() reads B in place.
+template <class T>
+struct PackedB {
+  bool trans = false;     // op(B) = B^T: B is stored N x K
+  int64_t K = 0, N = 0;
+  const T* src = nullptr;  // B itself, row stride ldb: read by the direct path, and by gemm_pack_b
+  int64_t ldb = 0;
+  T* data = nullptr;       // gemm_packed_size<T>(K, N) elements, 64-byte aligned, filled by gemm_pack_b
+};
+
+// Elements a PackedB's data needs for op(B) of K x N; 0 when it is not packed.
+template <class T>
+int64_t gemm_packed_size(int64_t K, int64_t N);
+// Fills b.data from b.src (parallel over panels when large).
+template <class T>
+void gemm_pack_b(const PackedB<T>& b);
+// C (M x N) = beta*C + A * op(B), A (M x K, row stride lda) not transposed; beta as in gemm().
+template <class T>
+void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta, T* C, int64_t ldc);
+
 extern template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
                                  float, float*, int64_t);
 extern template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
                                   int64_t, double, double*, int64_t);
+extern template int64_t gemm_packed_size<float>(int64_t, int64_t);
+extern template int64_t gemm_packed_size<double>(int64_t, int64_t);
+extern template void gemm_pack_b<float>(const PackedB<float>&);
+extern template void gemm_pack_b<double>(const PackedB<double>&);
+extern template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t);
+extern template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*,
+                                         int64_t);
 
 }  // namespace seqgrad::kernels
