@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""Side-by-side timing of seqgrad and PyTorch on the same workloads, in one go.
+r"""Side-by-side timing of seqgrad and PyTorch on the same workloads, in one go.
 
 Runs build/bench/bench_compare (Google Benchmark, JSON output) and the same workloads in PyTorch,
 interleaved, at 1 and 2 threads, and prints one table: workload, seqgrad time, PyTorch time
 (its faster thread setting), ratio. PyTorch is optional (Debian's python3-torch, run with
 /usr/bin/python3); without it the script says so and exits 0.
 
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the PyTorch side (this
-script re-executes itself without them), because they force slower kernels: we compare against
-PyTorch at its best.
+A libtorch column (PyTorch's C++ API, no interpreter) is added when the libtorch_compare binary
+exists (--libtorch, default build-libtorch/bench/libtorch_compare): it runs the same benchmarks as
+bench_compare, interleaved with the other two, and its ratio is libtorch's faster thread setting
+over seqgrad's time. Build it once (needs libtorch-dev):
 
-  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--repeats 3] [--quick]
+  cmake -S . -B build-libtorch -DCMAKE_BUILD_TYPE=Release -DSEQGRAD_BENCH_LIBTORCH=ON \
+        -DSEQGRAD_BUILD_TESTS=OFF -DSEQGRAD_BUILD_EXAMPLES=OFF
+  cmake --build build-libtorch -j1 --target libtorch_compare
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the PyTorch and
+libtorch sides (their subprocesses run without them), because they force slower kernels: we
+compare against PyTorch at its best.
+
+  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR] [--quick]
 """
 import argparse
 import json
@@ -37,8 +46,8 @@ WORKLOADS = [  # (name, kind, cell, hidden)
 BATCH, STEPS, INPUT = 64, 100, 64
 
 
-def seqgrad_name(kind, cell, hidden):
-    """The Google Benchmark run name of a workload in bench/bench_compare.cpp."""
+def bench_name(kind, cell, hidden):
+    """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
         return "BM_tutorial/real_time"
     return f"BM_{kind}/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/real_time"
@@ -104,10 +113,11 @@ def torch_worker(threads, names, repeats, quick):
     print(json.dumps(results))
 
 
-# ---------------------------------------------------------------- seqgrad side
-def run_seqgrad(binary, threads, names, repeats):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    wanted = [seqgrad_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
+# ---------------------------------------------------------------- seqgrad and libtorch sides
+def run_gbench(binary, threads, names, repeats, env):
+    """Best-of-repeats seconds per workload from bench_compare or libtorch_compare."""
+    env = dict(env, OMP_NUM_THREADS=str(threads))
+    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
     filt = "^(" + "|".join(w.removesuffix("/real_time") for w in wanted) + ")(/real_time)?$"
     out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
@@ -120,12 +130,14 @@ def run_seqgrad(binary, threads, names, repeats):
         t = b["real_time"] * scale
         key = b["run_name"]
         times[key] = min(times.get(key, t), t)
-    return {n: times[seqgrad_name(k, c, h)] for n, k, c, h in WORKLOADS if seqgrad_name(k, c, h) in times}
+    return {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
+    ap.add_argument("--libtorch", default=os.path.join("build-libtorch", "bench", "libtorch_compare"),
+                    help="libtorch_compare binary (default: %(default)s); skipped when absent")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="substring filter on workload names")
     ap.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
@@ -148,18 +160,26 @@ def main():
               "/usr/bin/python3): nothing to compare against.")
         return 0
 
+    have_libtorch = os.path.exists(args.libtorch)
+    if not have_libtorch:
+        print(f"{args.libtorch} not found: no libtorch column (build it as this script's --help says).\n")
+
     torch_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    ours, theirs = {}, {}
-    for threads in (1, 2):  # interleaved: seqgrad, PyTorch, at each thread count
-        ours[threads] = run_seqgrad(binary, threads, names, args.repeats)
+    ours, theirs, lt = {}, {}, {}
+    for threads in (1, 2):  # interleaved: seqgrad, PyTorch, libtorch, at each thread count
+        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ)
         out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
                               "--torch-worker", str(threads), json.dumps(names)] + (["--quick"] if args.quick else []),
                              env=torch_env, check=True, capture_output=True, text=True).stdout
         theirs[threads] = json.loads(out)
+        if have_libtorch:
+            lt[threads] = run_gbench(args.libtorch, threads, names, args.repeats, torch_env)
 
     print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
           f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.\n")
     header = f"| {'workload':<24} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} | {'speed-up 2T':>11} |"
+    if have_libtorch:
+        header += f" {'libtorch best':>16} | {'seqgrad/libtorch speed-up 1T':>28} | {'seqgrad/libtorch speed-up 2T':>28} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for n in names:
@@ -168,8 +188,13 @@ def main():
         t1, t2 = ours[1][n], ours[2][n]
         pt = min(theirs[1][n], theirs[2][n])
         pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
-        print(f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
-              f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
+        row = (f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+               f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
+        if have_libtorch and n in lt[1] and n in lt[2]:
+            lbest = min(lt[1][n], lt[2][n])
+            l_threads = 1 if lt[1][n] <= lt[2][n] else 2
+            row += f" {lbest * 1e3:>8.2f} ms ({l_threads}T) | {lbest / t1:>27.2f}x | {lbest / t2:>27.2f}x |"
+        print(row)
     return 0
 
 
