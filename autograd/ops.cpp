@@ -34,6 +34,10 @@ template <class T>
 T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw());
 }
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? ptr<T>(t) : nullptr;
+}
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
@@ -430,11 +434,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y = Tensor::empty(out_shape, x.dtype());
   by_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* py = ptr<T>(y);
-    // Start from the bias and let the product accumulate onto it: one pass over y.
-    if (b.defined())
-      for (int64_t r = 0; r < R; ++r) std::memcpy(py + r * O, ptr<T>(b), size_t(O) * sizeof(T));
-    k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(b.defined() ? 1 : 0), py, O);
+    k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(0), ptr<T>(y), O, ptr_or_null<T>(b));
   });
   if (recording("linear", {&x, &w, &b})) record({.op = Op::Linear, .in = {x, w, b}, .out = y});
   return y;
@@ -1031,10 +1031,6 @@ template <class T>
 T* grad_ptr(const Node& n, int i) {
   return n.needs_grad[i] ? ptr<T>(grad_of(n.in[i])) : nullptr;
 }
-template <class T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? ptr<T>(t) : nullptr;
-}
 
 // The hidden product's backward, shared by the cells: given dg = d(h W^T) (B, G*H),
 // dh += dg W (packed once per sequence) and dW += dg^T h.
@@ -1101,9 +1097,7 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* php = ptr<T>(hp);
-    if (b_hh.defined())
-      for (int64_t b = 0; b < r.B; ++b) std::memcpy(php + b * 3 * r.H, ptr<T>(b_hh), size_t(3 * r.H) * sizeof(T));
-    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(b_hh.defined() ? 1 : 0), php, 3 * r.H);
+    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(act) + b * 4 * r.H, ptr<T>(xp) + r.row(b), php + b * 3 * r.H,
                       ptr<T>(h) + b * r.H, r.H);

@@ -108,10 +108,10 @@ const T* op_at(const T* X, int64_t ld, bool trans, int64_t row, int64_t col) {
 // Plain loops for the one case the packed path cannot serve: a pack buffer that fails to allocate.
 template <class T>
 void gemm_block_naive(bool trans_a, bool trans_b, int64_t i0, int64_t m, int64_t j0, int64_t n, int64_t K, const T* A,
-                      int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc) {
+                      int64_t lda, const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc, const T* bias) {
   for (int64_t i = i0; i < i0 + m; ++i)
     for (int64_t j = j0; j < j0 + n; ++j) {
-      T sum = 0;
+      T sum = bias ? bias[j] : T(0);
       for (int64_t k = 0; k < K; ++k) sum += *op_at(A, lda, trans_a, i, k) * *op_at(B, ldb, trans_b, k, j);
       C[i * ldc + j] = accumulate ? C[i * ldc + j] + sum : sum;
     }
@@ -144,14 +144,21 @@ std::pair<int64_t, int64_t> k_slicing(int64_t K) {
   return {slices, ceil_div(K, slices)};
 }
 
-// beta other than 0 or 1 scales C first; K = 0 leaves beta*C. Returns false when nothing is left to do.
+// beta other than 0 or 1 scales C first, and a bias joins C there unless beta is 0 (then the kernels
+// add it); K = 0 leaves beta*C + bias. Returns false when nothing is left to do.
 template <class T>
-bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc) {
+bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc, const T*& bias) {
   if (M <= 0 || N <= 0) return false;
   if (beta != T(0) && beta != T(1)) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
     beta = T(1);
+  }
+  if (bias && (beta != T(0) || K <= 0)) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = (beta != T(0) ? C[i * ldc + j] : T(0)) + bias[j];
+    beta = T(1);
+    bias = nullptr;
   }
   if (K > 0) return true;
   if (beta == T(0))
@@ -162,7 +169,7 @@ bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc) {
 // The blocked path. packed: op(B) laid out by gemm_pack_b, or null to pack each block here.
 template <class T>
 void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                  int64_t ldb, const T* packed, T beta, T* C, int64_t ldc) {
+                  int64_t ldb, const T* packed, T beta, T* C, int64_t ldc, const T* bias) {
   Dispatch<T>& d = dispatch<T>();
   const GemmTileSize tile = d.tile;
   const bool parallel = run_parallel(M, N, K);
@@ -183,7 +190,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
     ThreadPacks<T>& packs = thread_packs<T>;
     if (!packs.a_.reserve(round_up(mc, tile.mr) * gemm_kc_max<T>) ||
         (!packed && !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc))) {
-      gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc);
+      gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc, bias);
       return;
     }
     for (int64_t s = 0; s < plan.k_slices; ++s) {
@@ -198,7 +205,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
         packs.b_.mark(call, bn, s);
       }
       d.micro(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), pb, C + i0 * ldc + j0, ldc,
-              s > 0 || beta != T(0));
+              s > 0 || beta != T(0), s == 0 && bias ? bias + j0 : nullptr);
     }
   };
 
@@ -215,9 +222,14 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (!prepare_c(M, N, K, beta, C, ldc)) return;
-  if (K * N > gemm_small_b_max) return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc);
+          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
+  if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
+  if (K * N > gemm_small_b_max)
+    return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc, bias);
+  if (bias) {  // small products: C starts as the bias rows
+    for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
+    beta = T(1);
+  }
 
   // op(B) fits in L1: no blocking, no packing; threads split the rows.
   const bool parallel = run_parallel(M, N, K);
@@ -264,21 +276,23 @@ void gemm_pack_b(const PackedB<T>& b) {
 }
 
 template <class T>
-void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta, T* C, int64_t ldc) {
-  if (!B.data) return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc);
-  if (!prepare_c(M, B.N, B.K, beta, C, ldc)) return;
-  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc);
+void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta, T* C, int64_t ldc, const T* bias) {
+  if (!B.data) return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc, bias);
+  if (!prepare_c(M, B.N, B.K, beta, C, ldc, bias)) return;
+  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
-                          float*, int64_t);
+                          float*, int64_t, const float*);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
-                           double, double*, int64_t);
+                           double, double*, int64_t, const double*);
 template int64_t gemm_packed_size<float>(int64_t, int64_t);
 template int64_t gemm_packed_size<double>(int64_t, int64_t);
 template void gemm_pack_b<float>(const PackedB<float>&);
 template void gemm_pack_b<double>(const PackedB<double>&);
-template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t);
-template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*, int64_t);
+template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t,
+                                 const float*);
+template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*, int64_t,
+                                  const double*);
 
 }  // namespace seqgrad::kernels

@@ -78,12 +78,13 @@ struct gemm_pack_b_kernel {
   void operator()(Arch, bool trans, const T* b, int64_t ldb, int64_t kc, int64_t nc, T* dst) const noexcept;
 };
 
-// C[0:mc, 0:nc] = (accumulate ? C : 0) + packed A * packed B, one register tile at a time: the A
-// panel stays in L1 while the B panels stream from L2. trans_a names the packed A layout.
+// C[0:mc, 0:nc] = (accumulate ? C : bias) + packed A * packed B, one register tile at a time: the A
+// panel stays in L1 while the B panels stream from L2. trans_a names the packed A layout. bias
+// (nc values, or null for zeros) seeds the accumulators, so adding it costs no pass over C.
 struct gemm_micro_kernel {
   template <class Arch, class T>
   void operator()(Arch, bool trans_a, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb, T* c,
-                  int64_t ldc, bool accumulate) const noexcept;
+                  int64_t ldc, bool accumulate, const T* bias) const noexcept;
 };
 
 // Whole product without blocking or heap buffers, for K * N <= gemm_small_b_max: op(A) and op(B)
@@ -105,8 +106,8 @@ namespace detail {
 // cost of its own rows only. The C rows are prefetched into L2 up front: the B panel streaming
 // through L1 would evict them before the final read-modify-write.
 template <class Arch, class T, int Rows, bool RowPanel>
-SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
-                                             bool accumulate) noexcept {
+SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate,
+                                             const T* bias) noexcept {
   using Batch = xsimd::batch<T, Arch>;
   constexpr int mr = GemmTile<Arch, T>::rows, vecs = GemmTile<Arch, T>::vectors, w = int(Batch::size);
   constexpr int64_t row_stride = RowPanel ? gemm_kc_max<T> : 1, k_stride = RowPanel ? 1 : mr;
@@ -114,11 +115,13 @@ SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b,
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < vecs * w; v += 64 / int(sizeof(T))) __builtin_prefetch(c + r * ldc + v, 1, 2);
-  Batch acc[Rows][vecs];
+  Batch init[vecs], acc[Rows][vecs];
+#pragma GCC unroll 4
+  for (int v = 0; v < vecs; ++v) init[v] = bias ? Batch::load_unaligned(bias + v * w) : Batch(T(0));
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < vecs; ++v) acc[r][v] = Batch(T(0));
+    for (int v = 0; v < vecs; ++v) acc[r][v] = init[v];
   for (int64_t k = 0; k < kc; ++k, a += k_stride, b += vecs * w) {
     Batch bk[vecs];
 #pragma GCC unroll 4
@@ -140,7 +143,7 @@ SEQGRAD_GEMM_NO_ASAN void gemm_register_tile(int64_t kc, const T* a, const T* b,
 }
 
 template <class T>
-using GemmTileFn = void (*)(int64_t, const T*, const T*, T*, int64_t, bool) noexcept;
+using GemmTileFn = void (*)(int64_t, const T*, const T*, T*, int64_t, bool, const T*) noexcept;
 
 // tiles[row_panel][r - 1] computes r rows.
 template <class Arch, class T, int... R>
@@ -336,7 +339,7 @@ void gemm_pack_b_kernel::operator()(Arch, bool trans, const T* b, int64_t ldb, i
 
 template <class Arch, class T>
 void gemm_micro_kernel::operator()(Arch, bool trans_a, int64_t mc, int64_t nc, int64_t kc, const T* pa, const T* pb,
-                                   T* c, int64_t ldc, bool accumulate) const noexcept {
+                                   T* c, int64_t ldc, bool accumulate, const T* bias) const noexcept {
   constexpr int64_t mr = GemmTile<Arch, T>::rows, nr = GemmTile<Arch, T>::vectors * xsimd::batch<T, Arch>::size;
   static constexpr auto tiles = detail::gemm_tile_table<Arch, T>(std::make_integer_sequence<int, int(mr)>{});
   const int64_t panel_stride = mr * (trans_a ? kc : gemm_kc_max<T>);
@@ -348,13 +351,14 @@ void gemm_micro_kernel::operator()(Arch, bool trans_a, int64_t mc, int64_t nc, i
       T* cij = c + i * ldc + j;
       const int64_t cols = std::min(nr, nc - j);
       if (cols == nr) {
-        tile(kc, pa, b, cij, ldc, accumulate);
+        tile(kc, pa, b, cij, ldc, accumulate, bias ? bias + j : nullptr);
         continue;
       }
-      // Ragged right edge: compute the full-width tile aside, then add/copy the valid columns the
-      // same way the kernel would (one rounding for accumulate).
-      alignas(64) T part[mr * nr];
-      tile(kc, pa, b, part, nr, false);
+      // Ragged right edge: compute the full-width tile aside (with a zero-padded bias), then
+      // add/copy the valid columns the same way the kernel would (one rounding for accumulate).
+      alignas(64) T part[mr * nr], part_bias[nr] = {};
+      if (bias) std::copy_n(bias + j, cols, part_bias);
+      tile(kc, pa, b, part, nr, false, bias ? part_bias : nullptr);
       for (int64_t r = 0; r < rows; ++r)
         detail::gemm_store_part<Arch, int(nr)>(cij + r * ldc, part + r * nr, cols, accumulate);
     }
@@ -385,7 +389,7 @@ void gemm_small_kernel::operator()(Arch, bool trans_a, bool trans_b, int64_t M, 
   EXTERN template void gemm_pack_b_kernel::operator()<ARCH, T>(ARCH, bool, const T*, int64_t, int64_t, int64_t, T*) \
       const noexcept;                                                                                               \
   EXTERN template void gemm_micro_kernel::operator()<ARCH, T>(ARCH, bool, int64_t, int64_t, int64_t, const T*,      \
-                                                               const T*, T*, int64_t, bool) const noexcept;         \
+                                                               const T*, T*, int64_t, bool, const T*) const noexcept; \
   EXTERN template void gemm_small_kernel::operator()<ARCH, T>(ARCH, bool, bool, int64_t, int64_t, int64_t,          \
                                                                const T*, int64_t, const T*, int64_t, bool, T*,      \
                                                                int64_t) const noexcept;
