@@ -1,8 +1,7 @@
-// Tests for kernels::gemm: every transpose combination, beta and bias against a
-// float64 triple loop, on shapes that hit the 1-wide, ragged-tile and
-// multi-k-slice paths; gemm_packed giving gemm's bits; and bitwise determinism
-// across thread counts. Leading dimensions are padded so a kernel that assumes
-// ld == width fails.
+// Tests for kernels::gemm: every transpose combination, beta and bias against a float64 triple
+// loop, on shapes that hit the 1-wide, ragged-tile and multi-k-slice paths; gemm_packed giving
+// gemm's bits; and bitwise determinism across thread counts. Leading dimensions are padded so a
+// kernel that assumes ld == width fails.
 #include <catch2/catch.hpp>
 #include <omp.h>
 
@@ -23,32 +22,26 @@ struct Shape {
   int64_t M, N, K;
 };
 
-// op(X) (rows x cols, logical) laid out as X or X^T with row padding `pad`;
-// returns the ld.
+// op(X) (rows x cols, logical) laid out as X or X^T with row padding `pad`; returns the ld.
 template <class T>
-int64_t lay_out(const std::vector<double> &op, int64_t rows, int64_t cols,
-                bool trans, int64_t pad, std::vector<T> &x) {
-  const int64_t stored_rows = trans ? cols : rows,
-                ld = (trans ? rows : cols) + pad;
-  x.assign(size_t(std::max<int64_t>(stored_rows * ld, 1)),
-           std::numeric_limits<T>::quiet_NaN()); // pads are poison
+int64_t lay_out(const std::vector<double>& op, int64_t rows, int64_t cols, bool trans, int64_t pad, std::vector<T>& x) {
+  const int64_t stored_rows = trans ? cols : rows, ld = (trans ? rows : cols) + pad;
+  x.assign(size_t(std::max<int64_t>(stored_rows * ld, 1)), std::numeric_limits<T>::quiet_NaN());  // pads are poison
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      (trans ? x[c * ld + r] : x[r * ld + c]) = T(op[r * cols + c]);
+    for (int64_t c = 0; c < cols; ++c) (trans ? x[c * ld + r] : x[r * ld + c]) = T(op[r * cols + c]);
   return ld;
 }
 
-template <class T> void check_against_naive(Shape s, uint32_t seed) {
+template <class T>
+void check_against_naive(Shape s, uint32_t seed) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<double> dist(-1, 1);
   auto draw = [&](int64_t n) {
     std::vector<double> v(static_cast<size_t>(n));
-    for (auto &x : v)
-      x = double(T(dist(gen))); // exactly representable in T
+    for (auto& x : v) x = double(T(dist(gen)));  // exactly representable in T
     return v;
   };
-  const auto a = draw(s.M * s.K), b = draw(s.K * s.N), c0 = draw(s.M * s.N),
-             bias_values = draw(s.N);
+  const auto a = draw(s.M * s.K), b = draw(s.K * s.N), c0 = draw(s.M * s.N), bias_values = draw(s.N);
   // Reference and per-element error scale sum_k |a||b| in float64.
   std::vector<double> ref(size_t(s.M * s.N)), scale(size_t(s.M * s.N));
   for (int64_t i = 0; i < s.M; ++i)
@@ -67,111 +60,79 @@ template <class T> void check_against_naive(Shape s, uint32_t seed) {
         for (bool with_bias : {false, true}) {
           CAPTURE(s.M, s.N, s.K, trans_a, trans_b, beta, with_bias, sizeof(T));
           const std::vector<T> bias(bias_values.begin(), bias_values.end());
-          const T *pbias = with_bias ? bias.data() : nullptr;
+          const T* pbias = with_bias ? bias.data() : nullptr;
           std::vector<T> A, B;
-          const int64_t lda = lay_out(a, s.M, s.K, trans_a, 3, A),
-                        ldb = lay_out(b, s.K, s.N, trans_b, 5, B);
+          const int64_t lda = lay_out(a, s.M, s.K, trans_a, 3, A), ldb = lay_out(b, s.K, s.N, trans_b, 5, B);
           const int64_t ldc = s.N + 2;
-          std::vector<T> C(
-              size_t(s.M * ldc),
-              std::numeric_limits<T>::quiet_NaN()); // beta 0 must not read C
+          std::vector<T> C(size_t(s.M * ldc), std::numeric_limits<T>::quiet_NaN());  // beta 0 must not read C
           for (int64_t i = 0; i < s.M; ++i)
             for (int64_t j = 0; j < s.N; ++j)
-              if (beta != T(0))
-                C[i * ldc + j] = T(c0[i * s.N + j]);
+              if (beta != T(0)) C[i * ldc + j] = T(c0[i * s.N + j]);
           const std::vector<T> C_in = C;
-          gemm<T>(trans_a, trans_b, s.M, s.N, s.K, A.data(), lda, B.data(), ldb,
-                  beta, C.data(), ldc, pbias);
-          if (!trans_a) { // the same product from op(B) packed ahead: the same
-                          // bits
-            std::vector<T> packed(
-                size_t(seqgrad::kernels::gemm_packed_size<T>(s.K, s.N)) + 64),
-                C2 = C_in;
-            T *aligned =
-                packed.data() +
-                (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64 /
-                    sizeof(T);
-            PackedB<T> pb{.trans = trans_b,
-                          .K = s.K,
-                          .N = s.N,
-                          .src = B.data(),
-                          .ldb = ldb,
-                          .data = packed.size() > 64 ? aligned : nullptr};
+          gemm<T>(trans_a, trans_b, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, pbias);
+          if (!trans_a) {  // the same product from op(B) packed ahead gives the same bits
+            std::vector<T> packed(size_t(seqgrad::kernels::gemm_packed_size<T>(s.K, s.N)) + 64), C2 = C_in;
+            T* aligned = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64 / sizeof(T);
+            const PackedB<T> pb{.trans = trans_b, .K = s.K, .N = s.N, .src = B.data(), .ldb = ldb,
+                                .data = packed.size() > 64 ? aligned : nullptr};
             seqgrad::kernels::gemm_pack_b(pb);
-            seqgrad::kernels::gemm_packed<T>(s.M, A.data(), lda, pb, beta,
-                                             C2.data(), ldc, pbias);
+            seqgrad::kernels::gemm_packed<T>(s.M, A.data(), lda, pb, beta, C2.data(), ldc, pbias);
             CHECK(std::memcmp(C.data(), C2.data(), C.size() * sizeof(T)) == 0);
           }
           int64_t bad = 0;
           for (int64_t i = 0; i < s.M; ++i)
             for (int64_t j = 0; j < s.N; ++j) {
-              const double want = ref[i * s.N + j] +
-                                  (beta != T(0) ? c0[i * s.N + j] : 0.0) +
-                                  (with_bias ? bias_values[j] : 0.0);
-              const double added =
-                  (beta != T(0) ? std::abs(c0[i * s.N + j]) : 0.0) +
-                  (with_bias ? std::abs(bias_values[j]) : 0.0);
-              const double tol = 2 * eps *
-                                     ((s.K + 1) * scale[i * s.N + j] +
-                                      std::abs(want) + 2 * added) +
-                                 1e-300;
-              if (!(std::abs(double(C[i * ldc + j]) - want) <= tol))
-                ++bad;
+              const double added_c = beta != T(0) ? c0[i * s.N + j] : 0.0, added_b = with_bias ? bias_values[j] : 0.0;
+              const double want = ref[i * s.N + j] + added_c + added_b;
+              const double added = std::abs(added_c) + std::abs(added_b);
+              const double tol = 2 * eps * ((s.K + 1) * scale[i * s.N + j] + std::abs(want) + 2 * added);
+              if (!(std::abs(double(C[i * ldc + j]) - want) <= tol + 1e-300)) ++bad;
             }
-          for (int64_t i = 0; i < s.M; ++i) // the row padding of C is untouched
-            for (int64_t j = s.N; j < ldc; ++j)
-              bad += !std::isnan(C[i * ldc + j]);
+          for (int64_t i = 0; i < s.M; ++i)  // the row padding of C is untouched
+            for (int64_t j = s.N; j < ldc; ++j) bad += !std::isnan(C[i * ldc + j]);
           CHECK(bad == 0);
         }
 }
 
-template <class T> std::vector<T> random_matrix(int64_t n, uint32_t seed) {
+template <class T>
+std::vector<T> random_matrix(int64_t n, uint32_t seed) {
   std::mt19937 gen(seed);
   std::uniform_real_distribution<T> dist(-1, 1);
   std::vector<T> v(static_cast<size_t>(n));
-  for (auto &x : v)
-    x = dist(gen);
+  for (auto& x : v) x = dist(gen);
   return v;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("gemm matches a float64 triple loop for all transposes and beta",
-          "[gemm]") {
-  // M x N x K. Tiles are 14 x 32 floats on AVX-512; k slices are 384 floats /
-  // 192 doubles. Up to K*N = 4096 products take the direct small path, the rest
-  // the blocked one; both get 1-wide and ragged shapes (33 = 2 batches + 1, 29
-  // = 16 + 8 + 4 + 1).
-  const Shape shapes[] = {{1, 1, 1},     {5, 7, 11},      {13, 17, 3},
-                          {15, 33, 1},   {1, 100, 40},    {29, 1, 7},
-                          {10, 8, 8},    {9, 29, 6},      {3, 12, 5},
-                          {65, 33, 129}, {200, 300, 170}, {14, 32, 385},
-                          {64, 96, 800}, {3, 50, 193},    {41, 129, 64},
-                          {1, 300, 50},  {70, 1, 4100},   {100, 4100, 1}};
+TEST_CASE("gemm matches a float64 triple loop for all transposes and beta", "[gemm]") {
+  // M x N x K. Tiles are 14 x 32 floats on AVX-512; k slices are 384 floats / 192 doubles.
+  // Up to K*N = 4096 products take the direct small path, the rest the blocked one; both get
+  // 1-wide and ragged shapes (33 = 2 batches + 1, 29 = 16 + 8 + 4 + 1).
+  const Shape shapes[] = {{1, 1, 1},     {5, 7, 11},    {13, 17, 3},   {15, 33, 1},    {1, 100, 40}, {29, 1, 7},
+                          {10, 8, 8},    {9, 29, 6},    {3, 12, 5},    {65, 33, 129},  {200, 300, 170},
+                          {14, 32, 385}, {64, 96, 800}, {3, 50, 193},  {41, 129, 64},  {1, 300, 50},
+                          {70, 1, 4100}, {100, 4100, 1}};
   uint32_t seed = 1;
-  for (const Shape &s : shapes) {
+  for (const Shape& s : shapes) {
     check_against_naive<float>(s, seed++);
     check_against_naive<double>(s, seed++);
   }
 }
 
 TEST_CASE("gemm with K == 0 gives beta * C + bias", "[gemm]") {
-  std::vector<float> C = {std::nanf(""), std::nanf(""), 1.f,
-                          2.f,           std::nanf(""), std::nanf("")};
+  std::vector<float> C = {std::nanf(""), std::nanf(""), 1.f, 2.f, std::nanf(""), std::nanf("")};
   const std::vector<float> bias = {10.f, 20.f};
   gemm<float>(false, false, 1, 2, 0, nullptr, 1, nullptr, 2, 0.f, C.data(), 2);
-  gemm<float>(true, true, 1, 2, 0, nullptr, 1, nullptr, 2, 1.f, C.data() + 2,
-              2);
-  gemm<float>(false, false, 1, 2, 0, nullptr, 1, nullptr, 2, 0.f, C.data() + 4,
-              2, bias.data());
+  gemm<float>(true, true, 1, 2, 0, nullptr, 1, nullptr, 2, 1.f, C.data() + 2, 2);
+  gemm<float>(false, false, 1, 2, 0, nullptr, 1, nullptr, 2, 0.f, C.data() + 4, 2, bias.data());
   CHECK(C == std::vector<float>{0.f, 0.f, 1.f, 2.f, 10.f, 20.f});
 }
 
 TEST_CASE("gemm results are bitwise identical for 1 and 2 threads", "[gemm]") {
   // The blocked path (3 k slices) and the small path split into row blocks.
   for (const Shape s : {Shape{300, 257, 513}, Shape{2000, 50, 60}}) {
-    const auto A = random_matrix<float>(s.M * s.K, 7),
-               B = random_matrix<float>(s.K * s.N, 8);
+    const auto A = random_matrix<float>(s.M * s.K, 7), B = random_matrix<float>(s.K * s.N, 8);
     const auto C0 = random_matrix<float>(s.M * s.N, 9);
     const int saved = omp_get_max_threads();
     for (bool trans_b : {false, true}) {
@@ -179,11 +140,9 @@ TEST_CASE("gemm results are bitwise identical for 1 and 2 threads", "[gemm]") {
       std::vector<float> C1 = C0, C2 = C0;
       const int64_t ldb = trans_b ? s.K : s.N;
       omp_set_num_threads(1);
-      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb,
-                  1.f, C1.data(), s.N);
+      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb, 1.f, C1.data(), s.N);
       omp_set_num_threads(2);
-      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb,
-                  1.f, C2.data(), s.N);
+      gemm<float>(false, trans_b, s.M, s.N, s.K, A.data(), s.K, B.data(), ldb, 1.f, C2.data(), s.N);
       CHECK(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0);
     }
     omp_set_num_threads(saved);
