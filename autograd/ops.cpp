@@ -407,6 +407,11 @@ void Matmul_bwd(const Node& n) {
 // so the sum is the same for any thread count.
 template <class T>
 void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
+  if (O < 16) {  // narrower than a vector (a Linear(H, 1) head): plain loops beat R kernel calls
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < O; ++c) db[c] += g[r * O + c];
+    return;
+  }
   constexpr int64_t kCols = 256;
   int64_t blocks = (O + kCols - 1) / kCols;
   k::parallel_for(blocks, blocks > 1 && R * O >= (1 << 16), [&](int64_t c) {

@@ -66,6 +66,11 @@ T sum(const T* x, int64_t n) {
 }
 
 template <class T>
+T dot(const T* x, const T* y, int64_t n) {
+  return dispatched<dot_kernel>()(x, y, n);
+}
+
+template <class T>
 void fill(T* y, T value, int64_t n) {
   std::fill(y, y + n, value);
 }
@@ -80,6 +85,7 @@ void fill(T* y, T value, int64_t n) {
   template void pow_scalar_bwd<T>(T*, const T*, T, const T*, int64_t);                        \
   template void axpy<T>(T*, T, const T*, int64_t);                                            \
   template T sum<T>(const T*, int64_t);                                                       \
+  template T dot<T>(const T*, const T*, int64_t);                                             \
   template void fill<T>(T*, T, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)

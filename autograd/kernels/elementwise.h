@@ -24,6 +24,7 @@ template <class T> void pow_scalar(T* y, const T* x, T p, int64_t n);          /
 template <class T> void pow_scalar_bwd(T* dx, const T* x, T p, const T* dy, int64_t n);  // dx += dy*p*x^(p-1)
 template <class T> void axpy(T* y, T alpha, const T* x, int64_t n);            // y += alpha*x
 template <class T> T sum(const T* x, int64_t n);
+template <class T> T dot(const T* x, const T* y, int64_t n);  // serial: callers split rows among threads
 template <class T> void fill(T* y, T value, int64_t n);
 
 }  // namespace seqgrad::kernels

@@ -44,6 +44,10 @@ struct sum_kernel {
   template <class Arch, class T>
   T operator()(Arch, const T* x, int64_t n) const;
 };
+struct dot_kernel {
+  template <class Arch, class T>
+  T operator()(Arch, const T* x, const T* y, int64_t n) const;
+};
 
 #ifndef SEQGRAD_KERNEL_TU
 // Keep the dispatching translation unit from instantiating the bodies itself.
@@ -58,7 +62,8 @@ struct sum_kernel {
   extern template void affine_kernel::operator()<Arch, T>(Arch, T*, const T*, T, T, int64_t) const;              \
   extern template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                    \
   extern template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;      \
-  extern template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;
+  extern template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;                              \
+  extern template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, float)
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, double)
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::fma3<xsimd::avx2>, float)
@@ -257,23 +262,39 @@ void pow_bwd_kernel::operator()(Arch, T* dx, const T* x, T p, const T* dy, int64
   });
 }
 
+namespace detail {
+// sum_i x[i] (Y null) or sum_i x[i]*y[i]. Four independent accumulators hide the add latency;
+// their order is fixed, so is the result.
 template <class Arch, class T>
-T sum_kernel::operator()(Arch, const T* x, int64_t n) const {
-  // Four independent accumulators hide the add latency; their order is fixed, so is the result.
+T reduce(const T* x, const T* y, int64_t n) {
   using B = xsimd::batch<T, Arch>;
   constexpr int64_t w = B::size;
+  auto term = [&](int64_t i) {
+    return y ? B::load_unaligned(x + i) * B::load_unaligned(y + i) : B::load_unaligned(x + i);
+  };
   B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
   int64_t i = 0;
   for (; i + 4 * w <= n; i += 4 * w) {
-    acc0 += B::load_unaligned(x + i);
-    acc1 += B::load_unaligned(x + i + w);
-    acc2 += B::load_unaligned(x + i + 2 * w);
-    acc3 += B::load_unaligned(x + i + 3 * w);
+    acc0 += term(i);
+    acc1 += term(i + w);
+    acc2 += term(i + 2 * w);
+    acc3 += term(i + 3 * w);
   }
-  for (; i + w <= n; i += w) acc0 += B::load_unaligned(x + i);
+  for (; i + w <= n; i += w) acc0 += term(i);
   T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
-  for (; i < n; ++i) s += x[i];
+  for (; i < n; ++i) s += y ? x[i] * y[i] : x[i];
   return s;
+}
+}  // namespace detail
+
+template <class Arch, class T>
+T sum_kernel::operator()(Arch, const T* x, int64_t n) const {
+  return detail::reduce<Arch, T>(x, nullptr, n);
+}
+
+template <class Arch, class T>
+T dot_kernel::operator()(Arch, const T* x, const T* y, int64_t n) const {
+  return detail::reduce<Arch, T>(x, y, n);
 }
 
 #define SEQGRAD_INSTANTIATE_ELEMENTWISE(Arch, T)                                                                 \
@@ -287,7 +308,8 @@ T sum_kernel::operator()(Arch, const T* x, int64_t n) const {
   template void affine_kernel::operator()<Arch, T>(Arch, T*, const T*, T, T, int64_t) const;                    \
   template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                          \
   template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;            \
-  template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;
+  template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;                                     \
+  template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;
 
 #endif  // SEQGRAD_KERNEL_TU
 

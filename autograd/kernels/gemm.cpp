@@ -15,7 +15,9 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm_impl.hpp"
+#include "autograd/kernels/parallel.h"
 
 namespace seqgrad::kernels {
 
@@ -218,12 +220,51 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
   }
 }
 
+// Matrix-vector shapes (a Linear(H, 1) head and its gradients), which the tiles would mostly pad:
+// with M = 1 or N = 1, C is a row of dot products of contiguous vectors, or a sum of scaled
+// contiguous rows. Returns false for the layouts where neither holds (then the tiles serve).
+template <class T>
+bool gemv(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, bool accumulate, T* C, int64_t ldc) {
+  // C[i] = dot(X row i, v) for rows of X with stride ldx, into C with stride ldy.
+  auto dots = [&](int64_t rows, const T* X, int64_t ldx, const T* v, int64_t ldy) {
+    parallel_for(rows, rows > 1 && rows * K >= kParallelMin && !omp_in_parallel(), [&](int64_t i) {
+      const T d = dot(X + i * ldx, v, K);
+      C[i * ldy] = accumulate ? C[i * ldy] + d : d;
+    });
+  };
+  // C[0:n] (contiguous) = sum_k a[k * inc] * X row k (stride ldx), k in order.
+  auto rows_sum = [&](int64_t n, const T* a, int64_t inc, const T* X, int64_t ldx) {
+    if (!accumulate) std::fill(C, C + n, T(0));
+    for (int64_t k = 0; k < K; ++k) axpy(C, a[k * inc], X + k * ldx, n);
+  };
+  if (N == 1) {
+    const bool b_contiguous = trans_b || ldb == 1;  // op(B) is K x 1
+    if (!trans_a && b_contiguous) return dots(M, A, lda, B, ldc), true;
+    if (trans_a && ldc == 1) return rows_sum(M, B, trans_b ? 1 : ldb, A, lda), true;
+    return false;
+  }
+  if (M == 1) {
+    const int64_t inc_a = trans_a ? lda : 1;  // op(A) is 1 x K
+    if (!trans_b) return rows_sum(N, A, inc_a, B, ldb), true;
+    if (inc_a == 1) return dots(N, B, ldb, A, 1), true;
+  }
+  return false;
+}
+
 }  // namespace
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
   if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
+  if (M == 1 || N == 1) {
+    if (bias) {  // C starts as the bias rows; the vector paths accumulate
+      for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
+      beta = T(1), bias = nullptr;
+    }
+    if (gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
+  }
   if (K * N > gemm_small_b_max)
     return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc, bias);
   if (bias) {  // small products: C starts as the bias rows
@@ -277,7 +318,8 @@ void gemm_pack_b(const PackedB<T>& b) {
 
 template <class T>
 void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta, T* C, int64_t ldc, const T* bias) {
-  if (!B.data) return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc, bias);
+  if (!B.data || M == 1 || B.N == 1)  // gemm's unpacked paths, for the same bits
+    return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc, bias);
   if (!prepare_c(M, B.N, B.K, beta, C, ldc, bias)) return;
   gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
 }
