@@ -80,6 +80,15 @@ Tensor grad_of(const Tensor& t) {
   return Tensor(impl.grad);
 }
 
+// The gradient buffer of t and whether it was just created. A fresh one is uninitialised: the
+// caller's first contribution overwrites it (beta = 0, a copy), which saves a pass of zeros.
+std::pair<Tensor, bool> grad_slot(const Tensor& t) {
+  TensorImpl& impl = t.impl();
+  if (impl.grad) return {Tensor(impl.grad), false};
+  impl.grad = Tensor::empty(t.shape(), t.dtype()).impl_ptr();
+  return {Tensor(impl.grad), true};
+}
+
 // ---- broadcasting: collapse shapes into (outer rows) x (inner run) with per-operand strides.
 struct Broadcast {
   int rank = 0;                   // collapsed rank; the last axis is the inner run
@@ -156,7 +165,13 @@ void reduce_acc(T* dst, const Shape& s, const T* src, const Shape& full) {
 void accumulate(const Tensor& t, const Tensor& contribution) {
   by_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    reduce_acc(ptr<T>(grad_of(t)), t.shape(), ptr<T>(contribution), contribution.shape());
+    if (t.shape() != contribution.shape())
+      return reduce_acc(ptr<T>(grad_of(t)), t.shape(), ptr<T>(contribution), contribution.shape());
+    auto [g, fresh] = grad_slot(t);
+    if (fresh)
+      std::memcpy(ptr<T>(g), ptr<T>(contribution), size_t(t.numel()) * sizeof(T));
+    else
+      k::axpy(ptr<T>(g), T(1), ptr<T>(contribution), t.numel());
   });
 }
 
@@ -452,10 +467,14 @@ void Linear_bwd(const Node& n) {
   int64_t I = w.size(1), O = w.size(0), R = leading(x.shape());
   by_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (n.needs_grad[0])  // dx (R,I) += g (R,O) @ w (O,I)
-      k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(1), ptr<T>(grad_of(x)), I);
-    if (n.needs_grad[1])  // dw (O,I) += g^T (O,R) @ x (R,I)
-      k::gemm<T>(true, false, O, I, R, ptr<T>(g), O, ptr<T>(x), I, T(1), ptr<T>(grad_of(w)), I);
+    if (n.needs_grad[0]) {  // dx (R,I) += g (R,O) @ w (O,I)
+      auto [dx, fresh] = grad_slot(x);
+      k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(!fresh), ptr<T>(dx), I);
+    }
+    if (n.needs_grad[1]) {  // dw (O,I) += g^T (O,R) @ x (R,I)
+      auto [dw, fresh] = grad_slot(w);
+      k::gemm<T>(true, false, O, I, R, ptr<T>(g), O, ptr<T>(x), I, T(!fresh), ptr<T>(dw), I);
+    }
     if (n.needs_grad[2]) column_sum_acc(ptr<T>(grad_of(n.in[2])), ptr<T>(g), R, O);
   });
 }
@@ -491,8 +510,12 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 
 namespace {
 void Reshape_bwd(const Node& n) {
-  Tensor g = n.out.grad();
-  accumulate(n.in[0], g.detach().reshape(n.in[0].shape()));
+  Tensor g = n.out.grad().detach().reshape(n.in[0].shape());
+  TensorImpl& x = n.in[0].impl();
+  if (x.grad)
+    accumulate(n.in[0], g);
+  else
+    x.grad = g.impl_ptr();  // a view of the output's gradient, which the tape drops next: no copy
 }
 
 // out = x with axes a0 < a1 swapped; x viewed as (P, n0, Q, n1, S).
@@ -643,7 +666,8 @@ void Concat_bwd(const Node& n) {
     if (x.requires_grad())
       by_dtype(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        block_copy(ptr<T>(grad_of(x)), ptr<T>(n.out.grad()), axis_view(n.out.shape(), a), start, x.shape()[a], false, true);
+        auto [dx, fresh] = grad_slot(x);
+        block_copy(ptr<T>(dx), ptr<T>(n.out.grad()), axis_view(n.out.shape(), a), start, x.shape()[a], false, !fresh);
       });
     start += x.shape()[a];
   }
@@ -1044,9 +1068,14 @@ void hidden_product_bwd(const Node& n, const Tensor& dg, int h_in, int w_in) {
   const Tensor& h = n.in[h_in];
   const int64_t B = h.size(0), H = h.size(1), GH = dg.size(1);
   auto& packs = *static_cast<PackedWeight::Packs*>(n.shared.get());
-  if (n.needs_grad[h_in]) k::gemm_packed<T>(B, ptr<T>(dg), GH, packs.backward<T>(), T(1), ptr<T>(grad_of(h)), H);
-  if (n.needs_grad[w_in])
-    k::gemm<T>(true, false, GH, H, B, ptr<T>(dg), GH, ptr<T>(h), H, T(1), ptr<T>(grad_of(n.in[w_in])), H);
+  if (n.needs_grad[h_in]) {
+    auto [dh, fresh] = grad_slot(h);
+    k::gemm_packed<T>(B, ptr<T>(dg), GH, packs.backward<T>(), T(!fresh), ptr<T>(dh), H);
+  }
+  if (n.needs_grad[w_in]) {
+    auto [dw, fresh] = grad_slot(n.in[w_in]);
+    k::gemm<T>(true, false, GH, H, B, ptr<T>(dg), GH, ptr<T>(h), H, T(!fresh), ptr<T>(dw), H);
+  }
 }
 
 }  // namespace
