@@ -981,6 +981,12 @@ struct PackedWeight::Packs {
   Tensor w;
   Tensor fwd, bwd;  // packed op(B) = W^T (h W^T) and W (dg W); undefined when the GEMM reads W in place
   std::once_flag bwd_once;
+  // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
+  // flag per step), and whether a backward pass has begun overwriting them with gradients.
+  const TensorImpl* xp = nullptr;
+  std::vector<int64_t> steps;
+  std::vector<char> consumed;
+  bool backward_started = false;
 
   template <class T>
   k::PackedB<T> forward() const {
@@ -989,15 +995,16 @@ struct PackedWeight::Packs {
   }
   template <class T>
   k::PackedB<T> backward() {
+    k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1)};
     std::call_once(bwd_once, [&] {
-      if (int64_t n = k::gemm_packed_size<T>(w.size(0), w.size(1))) {
+      if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
         bwd = Tensor::empty({n}, w.dtype());
-        k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1), .data = ptr<T>(bwd)};
+        b.data = ptr<T>(bwd);
         k::gemm_pack_b(b);
       }
     });
-    return {.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1),
-            .data = bwd.defined() ? ptr<T>(bwd) : nullptr};
+    b.data = bwd.defined() ? ptr<T>(bwd) : nullptr;
+    return b;
   }
 };
 
@@ -1016,11 +1023,18 @@ PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Pac
 
 namespace {
 
-// Where row b of step t starts in xp, and the checks every cell shares. G gates of H units.
+// Where the rows of step t start in xp, and the checks every cell shares. G gates of H units.
 struct CellRows {
-  int64_t B, H, base, stride;  // xp row b of step t starts at base + b * stride
+  int64_t B, H, T, base, stride;  // xp row b of step t starts at base + b * stride
   int64_t row(int64_t b) const { return base + b * stride; }
 };
+
+// Offset of step t's first row in xp.
+int64_t step_base(const Tensor& xp, int time_axis, int64_t t) {
+  const int64_t GH = xp.size(-1);
+  if (xp.rank() == 2) return 0;
+  return time_axis == 1 ? t * GH : t * xp.size(1) * GH;
+}
 
 CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, const Tensor& h, int64_t G,
                    const Tensor& w, const Tensor& c) {
@@ -1028,8 +1042,7 @@ CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, c
   check_defined(op, h, "h");
   check_same_dtype(op, xp, h);
   check_same_dtype(op, xp, w);
-  if (h.rank() != 2)
-    throw std::invalid_argument(fmt::format("{}: h is {}; expected (B, H)", op, h.shape()));
+  if (h.rank() != 2) throw std::invalid_argument(fmt::format("{}: h is {}; expected (B, H)", op, h.shape()));
   int64_t B = h.size(0), H = h.size(1), GH = G * H;
   if (w.shape() != Shape{GH, H})
     throw std::invalid_argument(
@@ -1048,9 +1061,8 @@ CellRows cell_rows(const char* op, const Tensor& xp, int time_axis, int64_t t, c
     if (c.shape() != h.shape())
       throw std::invalid_argument(fmt::format("{}: c is {} but h is {}; expected the same", op, c.shape(), h.shape()));
   }
-  if (xp.rank() == 2) return {B, H, 0, GH};
-  if (time_axis == 1) return {B, H, t * GH, xp.size(1) * GH};
-  return {B, H, t * B * GH, GH};
+  const int64_t stride = xp.rank() == 3 && time_axis == 1 ? T * GH : GH;
+  return {B, H, T, step_base(xp, time_axis, t), stride};
 }
 
 // Rows are independent: threads split them when the step is large.
@@ -1061,28 +1073,67 @@ T* grad_ptr(const Node& n, int i) {
   return n.needs_grad[i] ? ptr<T>(grad_of(n.in[i])) : nullptr;
 }
 
-// The hidden product's backward, shared by the cells: given dg = d(h W^T) (B, G*H),
-// dh += dg W (packed once per sequence) and dW += dg^T h.
+PackedWeight::Packs& packs_of(const Node& n) { return *static_cast<PackedWeight::Packs*>(n.shared.get()); }
+
+// XpUse::consume, forward: registers step t of xp with the sequence's PackedWeight.
+void consume_step(const char* op, PackedWeight::Packs& p, const Tensor& xp, const CellRows& r, int64_t t) {
+  if (p.xp && p.xp != &xp.impl())
+    throw std::invalid_argument(fmt::format("{}: this PackedWeight already consumes another xp; use one per xp", op));
+  if (!p.xp) p.consumed.assign(size_t(r.T), 0);
+  if (p.consumed[size_t(t)])
+    throw std::invalid_argument(fmt::format("{}: step {} of xp {} was already consumed", op, t, xp.shape()));
+  p.xp = &xp.impl();
+  p.consumed[size_t(t)] = 1;
+  p.steps.push_back(t);
+}
+
+// XpUse::consume, backward: whether this pass may overwrite the activations with gradients (not
+// when the graph is retained). The first such cell of a sequence prepares xp's gradient: the steps
+// recorded up to its own will all be visited, each feeding the next through h, and each writes
+// its slice; every other slice gets zeros. xp's gradient is then xp itself.
 template <class T>
-void hidden_product_bwd(const Node& n, const Tensor& dg, int h_in, int w_in) {
+bool backward_in_place(const Node& n, const CellRows& r) {
+  if (n.iattr[2] >> 1 == 0 || Tape::current().retains_graph()) return false;
+  PackedWeight::Packs& p = packs_of(n);
+  if (p.backward_started || !n.needs_grad[0]) return p.backward_started = true;
+  p.backward_started = true;
+  const Tensor& xp = n.in[0];
+  std::vector<char> visited(size_t(r.T), 0);
+  for (int64_t s : p.steps) {
+    visited[size_t(s)] = 1;
+    if (s == n.iattr[1]) break;
+  }
+  const int64_t GH = xp.size(-1), time_axis = n.iattr[0];
+  for (int64_t s = 0; s < r.T; ++s)
+    if (!visited[size_t(s)])
+      for (int64_t b = 0; b < r.B; ++b) std::fill_n(ptr<T>(xp) + step_base(xp, int(time_axis), s) + b * r.stride, GH, T(0));
+  xp.impl().grad = xp.detach().impl_ptr();
+  return true;
+}
+
+// The hidden product's backward, shared by the cells: given dg = d(h W^T) (B, G*H, row stride
+// ldg), dh += dg W (packed once per sequence) and dW += dg^T h.
+template <class T>
+void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w_in) {
   const Tensor& h = n.in[h_in];
-  const int64_t B = h.size(0), H = h.size(1), GH = dg.size(1);
-  auto& packs = *static_cast<PackedWeight::Packs*>(n.shared.get());
+  const int64_t B = h.size(0), H = h.size(1), GH = n.in[w_in].size(0);
   if (n.needs_grad[h_in]) {
     auto [dh, fresh] = grad_slot(h);
-    k::gemm_packed<T>(B, ptr<T>(dg), GH, packs.backward<T>(), T(!fresh), ptr<T>(dh), H);
+    k::gemm_packed<T>(B, dg, ldg, packs_of(n).backward<T>(), T(!fresh), ptr<T>(dh), H);
   }
   if (n.needs_grad[w_in]) {
     auto [dw, fresh] = grad_slot(n.in[w_in]);
-    k::gemm<T>(true, false, GH, H, B, ptr<T>(dg), GH, ptr<T>(h), H, T(!fresh), ptr<T>(dw), H);
+    k::gemm<T>(true, false, GH, H, B, dg, ldg, ptr<T>(h), H, T(!fresh), ptr<T>(dw), H);
   }
 }
 
 }  // namespace
 
-Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh, bool relu) {
+Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh, bool relu,
+                XpUse use) {
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("rnn_cell", xp, time_axis, t, h, 1, w, {});
+  if (use == XpUse::consume) consume_step("rnn_cell", *w_hh.packs(), xp, r, t);  // read as is; backward writes it
   Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype());
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -1092,33 +1143,38 @@ Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
     });
   });
   if (recording("rnn_cell", {&xp, &h, &w}))
-    record({.op = Op::RnnCell, .in = {xp, h, w}, .out = h_next, .shared = w_hh.packs(), .iattr = {time_axis, t, relu}});
+    record({.op = Op::RnnCell, .in = {xp, h, w}, .out = h_next, .shared = w_hh.packs(),
+            .iattr = {time_axis, t, relu | int64_t(use == XpUse::consume) << 1}});
   return h_next;
 }
 
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
-                                    const PackedWeight& w_hh) {
+                                    const PackedWeight& w_hh, XpUse use) {
   check_defined("lstm_cell", c, "c");
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("lstm_cell", xp, time_axis, t, h, 4, w, c);
+  const bool consume = use == XpUse::consume;
+  if (consume) consume_step("lstm_cell", *w_hh.packs(), xp, r, t);
   Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
-  Tensor act = Tensor::empty({r.B, 4 * r.H}, xp.dtype());
+  Tensor act = consume ? Tensor() : Tensor::empty({r.B, 4 * r.H}, xp.dtype());  // consumed: xp's slice
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), ptr<T>(act), 4 * r.H);
+    T* gates = consume ? ptr<T>(xp) + r.base : ptr<T>(act);
+    const int64_t ld = consume ? r.stride : 4 * r.H;
+    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(consume), gates, ld);
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
-      k::lstm_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(c_next) + b * r.H, ptr<T>(act) + b * 4 * r.H,
-                       ptr<T>(xp) + r.row(b), ptr<T>(c) + b * r.H, r.H);
+      k::lstm_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(c_next) + b * r.H, gates + b * ld,
+                       consume ? nullptr : ptr<T>(xp) + r.row(b), ptr<T>(c) + b * r.H, r.H);
     });
   });
   if (recording("lstm_cell", {&xp, &h, &c, &w}))
     record({.op = Op::LstmCell, .in = {xp, h, c, w}, .out = h_next, .out2 = c_next, .saved = act,
-            .shared = w_hh.packs(), .iattr = {time_axis, t}});
+            .shared = w_hh.packs(), .iattr = {time_axis, t, int64_t(consume) << 1}});
   return {h_next, c_next};
 }
 
 Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                const Tensor& b_hh) {
+                const Tensor& b_hh, XpUse use) {
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("gru_cell", xp, time_axis, t, h, 3, w, {});
   if (b_hh.defined()) {
@@ -1126,69 +1182,90 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
     if (b_hh.shape() != Shape{3 * r.H})
       throw std::invalid_argument(fmt::format("gru_cell: b_hh is {}; expected ({},)", b_hh.shape(), 3 * r.H));
   }
-  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), act = Tensor::empty({r.B, 4 * r.H}, xp.dtype());
-  Tensor hp = Tensor::empty({r.B, 3 * r.H}, xp.dtype());  // scratch: act keeps only its n block
+  const bool consume = use == XpUse::consume;
+  if (consume) consume_step("gru_cell", *w_hh.packs(), xp, r, t);
+  // Saved: r, z, n (3H) in xp's slice when consumed, then hp_n (H); otherwise all four (4H) here.
+  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor saved = Tensor::empty({r.B, (consume ? 1 : 4) * r.H}, xp.dtype());
+  Tensor hp = Tensor::empty({r.B, 3 * r.H}, xp.dtype());  // scratch
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* php = ptr<T>(hp);
     k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
-      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(act) + b * 4 * r.H, ptr<T>(xp) + r.row(b), php + b * 3 * r.H,
+      T* act = consume ? ptr<T>(xp) + r.row(b) : ptr<T>(saved) + b * 4 * r.H;
+      T* hn = consume ? ptr<T>(saved) + b * r.H : act + 3 * r.H;
+      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, act, hn, ptr<T>(xp) + r.row(b), php + b * 3 * r.H,
                       ptr<T>(h) + b * r.H, r.H);
     });
   });
   if (recording("gru_cell", {&xp, &h, &w, &b_hh}))
-    record({.op = Op::GruCell, .in = {xp, h, w, b_hh}, .out = h_next, .saved = act, .shared = w_hh.packs(),
-            .iattr = {time_axis, t}});
+    record({.op = Op::GruCell, .in = {xp, h, w, b_hh}, .out = h_next, .saved = saved, .shared = w_hh.packs(),
+            .iattr = {time_axis, t, int64_t(consume) << 1}});
   return h_next;
 }
 
 namespace {
 void RnnCell_bwd(const Node& n) {
   CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, n.in[2], {});
-  Tensor dpre = Tensor::empty({r.B, r.H}, n.out.dtype());
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* dxp = grad_ptr<T>(n, 0);
+    // In place, the pre-activation gradient overwrites xp's slice and is its gradient.
+    const bool in_place = backward_in_place<T>(n, r);
+    Tensor scratch = in_place ? Tensor() : Tensor::empty({r.B, r.H}, n.out.dtype());
+    T* dpre = in_place ? ptr<T>(n.in[0]) + r.base : ptr<T>(scratch);
+    const int64_t ld = in_place ? r.stride : r.H;
+    T* dxp = in_place ? nullptr : grad_ptr<T>(n, 0);
     const T *h = ptr<T>(n.out), *dh = ptr<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
-      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dpre) + b * r.H, h + b * r.H, dh + b * r.H,
-                      n.iattr[2] != 0, r.H);
+      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, dpre + b * ld, h + b * r.H, dh + b * r.H, (n.iattr[2] & 1) != 0, r.H);
     });
-    hidden_product_bwd<T>(n, dpre, 1, 2);
+    hidden_product_bwd<T>(n, dpre, ld, 1, 2);
   });
 }
 
 void LstmCell_bwd(const Node& n) {
   CellRows r = cell_rows("lstm_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 4, n.in[3], {});
-  Tensor dg = Tensor::empty({r.B, 4 * r.H}, n.out.dtype());
+  const bool consumed = n.iattr[2] >> 1 != 0;
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T *dxp = grad_ptr<T>(n, 0), *dc = grad_ptr<T>(n, 2);
+    // In place, the gate gradients overwrite the activations in xp's slice and are its gradient.
+    const bool in_place = backward_in_place<T>(n, r);
+    const T* act = consumed ? ptr<T>(n.in[0]) + r.base : ptr<T>(n.saved);
+    const int64_t act_ld = consumed ? r.stride : 4 * r.H;
+    Tensor scratch = in_place ? Tensor() : Tensor::empty({r.B, 4 * r.H}, n.out.dtype());
+    T* dg = in_place ? ptr<T>(n.in[0]) + r.base : ptr<T>(scratch);
+    const int64_t dg_ld = in_place ? r.stride : 4 * r.H;
+    T *dxp = in_place ? nullptr : grad_ptr<T>(n, 0), *dc = grad_ptr<T>(n, 2);
     const T *dh_next = ptr_or_null<T>(n.out.grad()), *dc_next = ptr_or_null<T>(n.out2.grad());
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
       int64_t o = b * r.H;
-      k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dg) + 4 * o, dc ? dc + o : dc, ptr<T>(n.saved) + 4 * o,
+      k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, dg + b * dg_ld, dc ? dc + o : dc, act + b * act_ld,
                        ptr<T>(n.in[2]) + o, ptr<T>(n.out2) + o, dh_next ? dh_next + o : dh_next,
                        dc_next ? dc_next + o : dc_next, r.H);
     });
-    hidden_product_bwd<T>(n, dg, 1, 3);
+    hidden_product_bwd<T>(n, dg, dg_ld, 1, 3);
   });
 }
 
 void GruCell_bwd(const Node& n) {
   CellRows r = cell_rows("gru_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 3, n.in[2], {});
+  const bool consumed = n.iattr[2] >> 1 != 0;
   Tensor dhp = Tensor::empty({r.B, 3 * r.H}, n.out.dtype());
   by_dtype(n.out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T *dxp = grad_ptr<T>(n, 0), *dh = grad_ptr<T>(n, 1);
+    // In place, the input gate gradients overwrite r, z, n in xp's slice and are its gradient.
+    const bool in_place = backward_in_place<T>(n, r);
+    T *dh = grad_ptr<T>(n, 1), *dxp_all = in_place ? ptr<T>(n.in[0]) : grad_ptr<T>(n, 0);
     const T* g = ptr<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       int64_t o = b * r.H;
-      k::gru_cell_bwd(dxp ? dxp + r.row(b) : dxp, ptr<T>(dhp) + 3 * o, dh ? dh + o : dh, ptr<T>(n.saved) + 4 * o,
-                      ptr<T>(n.in[1]) + o, g + o, r.H);
+      const T* act = consumed ? ptr<T>(n.in[0]) + r.row(b) : ptr<T>(n.saved) + 4 * o;
+      const T* hn = consumed ? ptr<T>(n.saved) + o : act + 3 * r.H;
+      T* dxp = dxp_all ? dxp_all + r.row(b) : nullptr;
+      k::gru_cell_bwd(dxp, in_place, ptr<T>(dhp) + 3 * o, dh ? dh + o : dh, act, hn, ptr<T>(n.in[1]) + o, g + o, r.H);
     });
-    hidden_product_bwd<T>(n, dhp, 1, 2);
+    hidden_product_bwd<T>(n, ptr<T>(dhp), 3 * r.H, 1, 2);
     if (n.needs_grad[3]) column_sum_acc(ptr<T>(grad_of(n.in[3])), ptr<T>(dhp), r.B, 3 * r.H);
   });
 }

@@ -83,6 +83,14 @@ class PackedWeight {
   std::shared_ptr<Packs> packs_;
 };
 
+// What a cell may do with xp. keep: xp is an ordinary input, never written. consume (the sequence
+// layers' choice, for a projection that only their cells read): each step's cell overwrites its
+// slice of xp with the activations backward needs, and backward overwrites those with the slice's
+// gradient, which becomes xp's gradient: activations and dxp cost no memory beyond xp itself.
+// Consumed, xp must be read by nothing else after its cells, each step consumed once, and one xp
+// per PackedWeight. A retain_graph backward leaves the activations in place (a second pass reads them).
+enum class XpUse : uint8_t { keep, consume };
+
 // Recurrent cells: one tape op per step, hidden product included. xp is the input projection,
 // either of one step (B, G*H) or of a whole sequence (B, T, G*H) with time_axis 1 / (T, B, G*H)
 // with time_axis 0, of which step t is read in place; h, c: (B, H); w_hh: (G*H, H). Gate order and
@@ -91,13 +99,13 @@ class PackedWeight {
 //   rnn_cell:  h' = tanh(xp + hp)   (relu: max(0, .))                          G = 1
 //   lstm_cell: i,f,g,o = sig, sig, tanh, sig (xp + hp); c' = f*c + i*g; h' = o*tanh(c')   G = 4
 //   gru_cell:  r,z = sig(xp + hp); n = tanh(xp_n + r*hp_n); h' = (1-z)*n + z*h   G = 3
-// Saved for backward: h' (RNN); i, f, g, o and c, c' (LSTM: 4H + state); r, z, n, hp_n (GRU).
+// Kept for backward: h' (RNN); i, f, g, o and c' (LSTM, 4H + state); r, z, n and hp_n (GRU, 4H).
 Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                bool relu = false);
+                bool relu = false, XpUse use = XpUse::keep);
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
-                                    const PackedWeight& w_hh);
+                                    const PackedWeight& w_hh, XpUse use = XpUse::keep);
 Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                const Tensor& b_hh = {});
+                const Tensor& b_hh = {}, XpUse use = XpUse::keep);
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

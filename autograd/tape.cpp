@@ -64,6 +64,11 @@ void Tape::backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   TensorImpl& r = root.impl();
 
   NoGradGuard no_grad;  // backward formulas reuse forward ops; they must not record
+  retain_graph_ = retain_graph;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{retain_graph_};  // also when a node's backward throws
   for (int64_t i = r.node; i >= 0; --i) {
     const Node& n = nodes_[size_t(i)];
     bool has_grad2 = n.out2.defined() && n.out2.impl().grad;

@@ -55,10 +55,13 @@ class Tape {
   // Appends n (its out must be set) and links n.out (and n.out2) to it.
   void record(Node&& n);
   void backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+  // True while a backward(retain_graph = true) runs: saved tensors must then survive it.
+  bool retains_graph() const { return retain_graph_; }
 
  private:
   std::vector<Node> nodes_;
   uint64_t epoch_ = 1;
+  bool retain_graph_ = false;
 };
 
 bool grad_mode_enabled();

@@ -41,14 +41,15 @@ Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, cons
 
 LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
                     const PackedWeight& w_hh, const Tensor& b_hh) {
+  constexpr XpUse use = XpUse::consume;  // xp is the layer's own projection, read by these cells only
   switch (kind) {
-    case CellKind::rnn_tanh: return {rnn_cell(xp, time_axis, t, s.h, w_hh, false), {}};
-    case CellKind::rnn_relu: return {rnn_cell(xp, time_axis, t, s.h, w_hh, true), {}};
+    case CellKind::rnn_tanh: return {rnn_cell(xp, time_axis, t, s.h, w_hh, false, use), {}};
+    case CellKind::rnn_relu: return {rnn_cell(xp, time_axis, t, s.h, w_hh, true, use), {}};
     case CellKind::lstm: {
-      auto [h, c] = lstm_cell(xp, time_axis, t, s.h, s.c, w_hh);
+      auto [h, c] = lstm_cell(xp, time_axis, t, s.h, s.c, w_hh, use);
       return {h, c};
     }
-    case CellKind::gru: return {gru_cell(xp, time_axis, t, s.h, w_hh, b_hh), {}};
+    case CellKind::gru: return {gru_cell(xp, time_axis, t, s.h, w_hh, b_hh, use), {}};
   }
   return {};
 }

@@ -68,6 +68,8 @@ Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, cons
 // One step: the cell op of `kind` (ops.h) on the projection xp and the previous state, xp being one
 // step's (B, G*H), or the whole sequence's (B, T, G*H) / (T, B, G*H) (time_axis 1 / 0) read at step
 // t in place. One tape op per step, the hidden product included. b_hh is only read for GRU.
+// The cells consume xp (XpUse::consume): it must come from input_projection for this loop alone,
+// with one PackedWeight per xp.
 LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
                     const PackedWeight& w_hh, const Tensor& b_hh);
 

@@ -108,6 +108,16 @@ std::vector<OpCase> all_op_cases() {
            {input({2, 3, 9}, g), input({3, 3}, g), input({9, 3}, g)});
   add_case("gru_cell, packed W_hh", [](V x) { return gru_cell(x[0], 1, 0, x[1], x[2], x[3]); },
            {input({2, 1, 120}, g), input({2, 40}, g), input({120, 40}, g, -0.3, 0.3), input({120}, g)});
+  // XpUse::consume overwrites xp, so these consume a fresh copy of it per evaluation; the other
+  // steps' slices must come back with zero gradient.
+  add_case("rnn_cell consuming xp", [](V x) { return rnn_cell(mul(x[0], 1.0), 1, 2, x[1], x[2], false, XpUse::consume); },
+           {input({2, 3, 70}, g), input({2, 70}, g), input({70, 70}, g, -0.2, 0.2)});
+  add_case("lstm_cell consuming xp", [](V x) {
+    auto [h, c] = lstm_cell(mul(x[0], 1.0), 0, 1, x[1], x[2], x[3], XpUse::consume);
+    return add(h, c);
+  }, {input({3, 2, 132}, g), input({2, 33}, g), input({2, 33}, g), input({132, 33}, g, -0.3, 0.3)});
+  add_case("gru_cell consuming xp", [](V x) { return gru_cell(mul(x[0], 1.0), 1, 1, x[1], x[2], x[3], XpUse::consume); },
+           {input({2, 2, 15}, g), input({2, 5}, g), input({15, 5}, g), input({15}, g)});
   // A composition: fan-out of one tensor into several ops must accumulate.
   add_case("fan-out", [](V x) { return add(mul(tanh(x[0]), x[0]), sigmoid(x[0])); }, {input({5, 7}, g)});
   return c;

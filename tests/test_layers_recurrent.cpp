@@ -512,3 +512,69 @@ TEST_CASE("gradcheck of the cells w.r.t. input, state and parameters", "[layers]
     CHECK(r.ok);
   }
 }
+
+// ---------------------------------------------------------------- the consumed projection
+// The layers' cells overwrite their input projection with activations, then with its gradient
+// (XpUse::consume). These cases reach the paths where that could go wrong: steps the loss never
+// depends on, steps past every length, a retained graph, and misuse of the op.
+TEST_CASE("consumed projections: unused and skipped steps get zero gradient", "[layers][recurrent][gradcheck]") {
+  for (Kind kind : kAllKinds)
+    for (bool bidir : {false, true}) {
+      NetConfig cfg{.kind = kind, .bidirectional = bidir, .batch_first = !bidir, .seed = 31};
+      INFO(cfg.describe());
+      Net net = make_net(cfg);
+      const int64_t B = 3, T = 4;
+      Generator gen(32);
+      Tensor x = rand(cfg.batch_first ? Shape{B, T, 3} : Shape{T, B, 3}, gen).requires_grad_();
+      std::vector<Tensor> inputs{x};
+      for (const Tensor& p : net.module->parameters()) inputs.push_back(p);
+      const int time_axis = cfg.batch_first ? 1 : 0;
+      // Only step 1's output: the forward direction never visits steps 2 and 3 in backward.
+      GradcheckResult early = gradcheck(
+          [&](const std::vector<Tensor>& in) { return select(net.run(in[0], {}, {}, {}).output, time_axis, 1); },
+          inputs);
+      INFO(early.summary());
+      CHECK(early.ok);
+      // Lengths below T: step 3 is never computed.
+      const std::vector<int64_t> lengths{2, 3, 1};
+      GradcheckResult skipped = gradcheck(
+          [&](const std::vector<Tensor>& in) { return flat(net.run(in[0], {}, {}, lengths)); }, inputs);
+      INFO(skipped.summary());
+      CHECK(skipped.ok);
+    }
+}
+
+TEST_CASE("consumed projections survive a retained graph", "[layers][recurrent]") {
+  for (Kind kind : kAllKinds) {
+    INFO(kind_name(kind));
+    Net net = make_net({.kind = kind, .seed = 33});
+    Generator gen(34);
+    Tensor x = rand({2, 5, 3}, gen).requires_grad_();
+    auto grads = [&] {
+      std::vector<Tensor> g{mul(x.grad(), 1.0)};  // copies: zero_grad drops the originals
+      for (const Tensor& p : net.module->parameters()) g.push_back(mul(p.grad(), 1.0));
+      return g;
+    };
+    Tensor loss = sum(net.run(x, {}, {}, {}).output);
+    loss.backward();
+    std::vector<Tensor> once = grads();
+    x.zero_grad();
+    net.module->zero_grad();
+    Tensor again = sum(net.run(x, {}, {}, {}).output);
+    again.backward(true);  // the activations must outlive this pass ...
+    again.backward();      // ... so that this one reads them again
+    std::vector<Tensor> twice = grads();
+    for (size_t i = 0; i < once.size(); ++i) CHECK(allclose(twice[i], mul(once[i], 2.0), 1e-12, 1e-12));
+  }
+}
+
+TEST_CASE("a consumed xp is checked: one per PackedWeight, each step once", "[layers][recurrent][errors]") {
+  Generator gen(35);
+  Tensor xp = rand({2, 3, 4}, gen), other = rand({2, 3, 4}, gen), h = rand({2, 4}, gen);
+  PackedWeight w(rand({4, 4}, gen));
+  rnn_cell(xp, 1, 0, h, w, false, XpUse::consume);
+  CHECK_THROWS_WITH(rnn_cell(xp, 1, 0, h, w, false, XpUse::consume),
+                    Catch::Contains("step 0 of xp (2, 3, 4) was already consumed"));
+  CHECK_THROWS_WITH(rnn_cell(other, 1, 1, h, w, false, XpUse::consume), Catch::Contains("another xp"));
+  CHECK_NOTHROW(rnn_cell(xp, 1, 1, h, w, false, XpUse::consume));
+}

@@ -24,12 +24,13 @@ void lstm_cell_bwd(T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, con
   dispatched<lstm_bwd_kernel>()(dxp, dg, dc_prev, act, c_prev, c, dh, dc, H);
 }
 template <class T>
-void gru_cell_fwd(T* h, T* act, const T* xp, const T* hp, const T* h_prev, int64_t H) {
-  dispatched<gru_fwd_kernel>()(h, act, xp, hp, h_prev, H);
+void gru_cell_fwd(T* h, T* act, T* hn, const T* xp, const T* hp, const T* h_prev, int64_t H) {
+  dispatched<gru_fwd_kernel>()(h, act, hn, xp, hp, h_prev, H);
 }
 template <class T>
-void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh, int64_t H) {
-  dispatched<gru_bwd_kernel>()(dxp, dhp, dh_prev, act, h_prev, dh, H);
+void gru_cell_bwd(T* dxp, bool store_dxp, T* dhp, T* dh_prev, const T* act, const T* hn, const T* h_prev, const T* dh,
+                  int64_t H) {
+  dispatched<gru_bwd_kernel>()(dxp, store_dxp, dhp, dh_prev, act, hn, h_prev, dh, H);
 }
 
 #define SEQGRAD_DEFINE(T)                                                                                \
@@ -37,8 +38,8 @@ void gru_cell_bwd(T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, con
   template void rnn_cell_bwd<T>(T*, T*, const T*, const T*, bool, int64_t);                              \
   template void lstm_cell_fwd<T>(T*, T*, T*, const T*, const T*, int64_t);                               \
   template void lstm_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t); \
-  template void gru_cell_fwd<T>(T*, T*, const T*, const T*, const T*, int64_t);                          \
-  template void gru_cell_bwd<T>(T*, T*, T*, const T*, const T*, const T*, int64_t);
+  template void gru_cell_fwd<T>(T*, T*, T*, const T*, const T*, const T*, int64_t);                     \
+  template void gru_cell_bwd<T>(T*, bool, T*, T*, const T*, const T*, const T*, const T*, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)
 #undef SEQGRAD_DEFINE

@@ -26,11 +26,12 @@ struct lstm_bwd_kernel {
 };
 struct gru_fwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* h, T* act, const T* xp, const T* hp, const T* h_prev, int64_t H) const;
+  void operator()(Arch, T* h, T* act, T* hn, const T* xp, const T* hp, const T* h_prev, int64_t H) const;
 };
 struct gru_bwd_kernel {
   template <class Arch, class T>
-  void operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh, int64_t H) const;
+  void operator()(Arch, T* dxp, bool store_dxp, T* dhp, T* dh_prev, const T* act, const T* hn, const T* h_prev,
+                  const T* dh, int64_t H) const;
 };
 
 #ifndef SEQGRAD_KERNEL_TU
@@ -40,10 +41,10 @@ struct gru_bwd_kernel {
   extern template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, int64_t) const;  \
   extern template void lstm_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*,        \
                                                             const T*, const T*, int64_t) const;                   \
-  extern template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, const T*, int64_t)    \
-      const;                                                                                                      \
-  extern template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t) \
-      const;
+  extern template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*,        \
+                                                           int64_t) const;                                        \
+  extern template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, bool, T*, T*, const T*, const T*, const T*,   \
+                                                           const T*, int64_t) const;
 SEQGRAD_EXTERN_CELLS(xsimd::avx512bw, float)
 SEQGRAD_EXTERN_CELLS(xsimd::avx512bw, double)
 SEQGRAD_EXTERN_CELLS(xsimd::fma3<xsimd::avx2>, float)
@@ -99,10 +100,8 @@ void lstm_fwd_kernel::operator()(Arch, T* h, T* c, T* act, const T* xp, const T*
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
-    V i = sigmoid(load<V>(act, j, 1) + load<V>(xp, j, 1));
-    V f = sigmoid(load<V>(act + H, j, 1) + load<V>(xp + H, j, 1));
-    V g = tanh_v(load<V>(act + 2 * H, j, 1) + load<V>(xp + 2 * H, j, 1));
-    V o = sigmoid(load<V>(act + 3 * H, j, 1) + load<V>(xp + 3 * H, j, 1));
+    auto pre = [&](int64_t k) { return load<V>(act + k * H, j, 1) + load_or_zero<V>(xp ? xp + k * H : xp, j); };
+    V i = sigmoid(pre(0)), f = sigmoid(pre(1)), g = tanh_v(pre(2)), o = sigmoid(pre(3));
     V cn = f * load<V>(c_prev, j, 1) + i * g;
     store(act, j, i);
     store(act + H, j, f);
@@ -134,7 +133,8 @@ void lstm_bwd_kernel::operator()(Arch, T* dxp, T* dg, T* dc_prev, const T* act, 
 }
 
 template <class Arch, class T>
-void gru_fwd_kernel::operator()(Arch, T* h, T* act, const T* xp, const T* hp, const T* h_prev, int64_t H) const {
+void gru_fwd_kernel::operator()(Arch, T* h, T* act, T* hn_out, const T* xp, const T* hp, const T* h_prev,
+                                int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
@@ -145,23 +145,27 @@ void gru_fwd_kernel::operator()(Arch, T* h, T* act, const T* xp, const T* hp, co
     store(act, j, r);
     store(act + H, j, z);
     store(act + 2 * H, j, n);
-    store(act + 3 * H, j, hn);
+    store(hn_out, j, hn);
     store(h, j, n + z * (load<V>(h_prev, j, 1) - n));
   });
 }
 
 template <class Arch, class T>
-void gru_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, const T* h_prev, const T* dh,
-                                int64_t H) const {
+void gru_bwd_kernel::operator()(Arch, T* dxp, bool store_dxp, T* dhp, T* dh_prev, const T* act, const T* hn_in,
+                                const T* h_prev, const T* dh, int64_t H) const {
   using namespace detail;
   for_batches<Arch, T>(H, [&](int64_t j, auto v) {
     using V = decltype(v);
     V r = load<V>(act, j, 1), z = load<V>(act + H, j, 1), n = load<V>(act + 2 * H, j, 1);
-    V hn = load<V>(act + 3 * H, j, 1), dhv = load<V>(dh, j, 1);
+    V hn = load<V>(hn_in, j, 1), dhv = load<V>(dh, j, 1);
     V dan = dhv * (V(1) - z) * (V(1) - n * n);
     V dar = dan * hn * r * (V(1) - r);
     V daz = dhv * (load<V>(h_prev, j, 1) - n) * z * (V(1) - z);
-    if (dxp) {
+    if (store_dxp) {  // dxp may be act itself: every load above came first
+      store(dxp, j, dar);
+      store(dxp + H, j, daz);
+      store(dxp + 2 * H, j, dan);
+    } else if (dxp) {
       add_to(dxp, j, dar);
       add_to(dxp + H, j, daz);
       add_to(dxp + 2 * H, j, dan);
@@ -179,8 +183,9 @@ void gru_bwd_kernel::operator()(Arch, T* dxp, T* dhp, T* dh_prev, const T* act, 
   template void lstm_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, int64_t) const;         \
   template void lstm_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, const T*,     \
                                                      const T*, int64_t) const;                                    \
-  template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, const T*, const T*, const T*, int64_t) const;    \
-  template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t) const;
+  template void gru_fwd_kernel::operator()<Arch, T>(Arch, T*, T*, T*, const T*, const T*, const T*, int64_t) const; \
+  template void gru_bwd_kernel::operator()<Arch, T>(Arch, T*, bool, T*, T*, const T*, const T*, const T*, const T*, \
+                                                    int64_t) const;
 
 #endif  // SEQGRAD_KERNEL_TU
 
