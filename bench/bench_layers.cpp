@@ -6,8 +6,14 @@
 //   samples/s      (batch * steps) / iteration time: sequence elements processed per second
 // The tiny/... cases are the tutorial's model (100 sequences x 10 steps x 5 features -> RNN with 8
 // hidden): there the time is per-op overhead, not arithmetic. Threads follow OMP_NUM_THREADS.
+// The scaling/LSTM/train cases also report memory: step_MB, the growth of the peak resident set
+// over the resident set before the first iteration (tensor pool and malloc emptied, so every
+// buffer of the step counts); min_MB, the activations BPTT must keep (gates i, f, g, o and states
+// c, h: 6H floats per sequence step); and mem_ratio = step_MB / min_MB.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,10 +55,24 @@ void set_counters(benchmark::State& state, int64_t batch, int64_t steps) {
   state.counters["samples/s"] = C(double(batch * steps), C::kIsIterationInvariantRate);
 }
 
-void bm_train(benchmark::State& state, Kind kind, int64_t batch, int64_t steps, int64_t input, int64_t hidden) {
+// A field of /proc/self/status ("VmRSS", "VmHWM": the peak since reset_peak_rss()), in bytes.
+double proc_status_bytes(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) * 1024;  // "... kB"
+  return 0;
+}
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+void bm_train(benchmark::State& state, Kind kind, int64_t batch, int64_t steps, int64_t input, int64_t hidden,
+              bool memory) {
   Model model = make(kind, input, hidden);
   Generator gen(2);
   Tensor x = uniform({batch, steps, input}, -1, 1, gen);
+  release_cached_memory();
+  malloc_trim(0);
+  const double before = proc_status_bytes("VmRSS");
+  reset_peak_rss();
   for (auto _ : state) {
     Tensor loss = mean(model.forward(x));
     loss.backward();
@@ -60,6 +80,12 @@ void bm_train(benchmark::State& state, Kind kind, int64_t batch, int64_t steps, 
     model.module->zero_grad();
   }
   set_counters(state, batch, steps);
+  if (memory) {
+    const double step = proc_status_bytes("VmHWM") - before, minimum = 6.0 * hidden * batch * steps * sizeof(float);
+    state.counters["step_MB"] = step / 1e6;
+    state.counters["min_MB"] = minimum / 1e6;
+    state.counters["mem_ratio"] = step / minimum;
+  }
 }
 
 void bm_forward(benchmark::State& state, Kind kind, int64_t batch, int64_t steps, int64_t input, int64_t hidden) {
@@ -79,7 +105,8 @@ int register_all() {
   for (auto [kind, name] : kinds)
     for (int64_t hidden : {256, 512}) {
       std::string suffix = "/H" + std::to_string(hidden);
-      benchmark::RegisterBenchmark((std::string(name) + "/train" + suffix).c_str(), bm_train, kind, 64, 100, 64, hidden)
+      benchmark::RegisterBenchmark((std::string(name) + "/train" + suffix).c_str(), bm_train, kind, 64, 100, 64, hidden,
+                                   false)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       benchmark::RegisterBenchmark((std::string(name) + "/forward" + suffix).c_str(), bm_forward, kind, 64, 100, 64,
@@ -91,23 +118,23 @@ int register_all() {
   // linearly in T and B. Run one case per process to read its peak RSS (bench/README.md).
   for (int64_t steps : {10, 100, 1000})
     benchmark::RegisterBenchmark(("scaling/LSTM/train/T" + std::to_string(steps)).c_str(), bm_train, Kind::lstm, 64,
-                                 steps, 64, 256)
+                                 steps, 64, 256, true)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   for (int64_t batch : {16, 256})
     benchmark::RegisterBenchmark(("scaling/LSTM/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::lstm, batch,
-                                 100, 64, 256)
+                                 100, 64, 256, true)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   for (int64_t hidden : {64, 128})
     benchmark::RegisterBenchmark(("scaling/LSTM/train/H" + std::to_string(hidden)).c_str(), bm_train, Kind::lstm, 64,
-                                 100, 64, hidden)
+                                 100, 64, hidden, true)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   // The tutorial's model: one batch of 25 and the whole set of 100 sequences per iteration.
   for (int64_t batch : {25, 100})
     benchmark::RegisterBenchmark(("tiny/RNN/train/B" + std::to_string(batch)).c_str(), bm_train, Kind::rnn, batch, 10,
-                                 5, 8)
+                                 5, 8, false)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
   return 0;
