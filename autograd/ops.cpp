@@ -168,10 +168,14 @@ void accumulate(const Tensor& t, const Tensor& contribution) {
     if (t.shape() != contribution.shape())
       return reduce_acc(ptr<T>(grad_of(t)), t.shape(), ptr<T>(contribution), contribution.shape());
     auto [g, fresh] = grad_slot(t);
+    const Tensor c = contribution.contiguous() ? contribution : contribution.clone();
     if (fresh)
-      std::memcpy(ptr<T>(g), ptr<T>(contribution), size_t(t.numel()) * sizeof(T));
-    else
-      k::axpy(ptr<T>(g), T(1), ptr<T>(contribution), t.numel());
+      std::memcpy(ptr<T>(g), ptr<T>(c), size_t(t.numel()) * sizeof(T));
+    else if (g.contiguous())
+      k::axpy(ptr<T>(g), T(1), ptr<T>(c), t.numel());
+    else  // a row view's gradient (a sequence layer's step state): row by row
+      for (int64_t r = 0, cols = g.size(-1), rows = t.numel() / std::max<int64_t>(cols, 1); r < rows; ++r)
+        k::axpy(static_cast<T*>(g.raw_rows()) + r * g.row_stride(), T(1), ptr<T>(c) + r * cols, cols);
   });
 }
 
@@ -498,11 +502,16 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (s.numel() != x.numel() || (infer >= 0 && s[infer] < 0))
     throw std::invalid_argument(
         fmt::format("reshape: cannot view a tensor of shape {} ({} elements) as {}", x.shape(), x.numel(), shape));
+  const bool rows_kept = s.rank() && x.rank() && s[s.rank() - 1] == x.shape()[x.rank() - 1];
+  if (!x.contiguous() && !rows_kept)
+    throw std::invalid_argument(fmt::format(
+        "reshape: a strided row view {} can only be reshaped keeping its last extent, not to {}", x.shape(), s));
   auto impl = new_impl();
   impl->shape = s;
   impl->dtype = x.dtype();
   impl->storage = x.impl().storage;
   impl->offset = x.impl().offset;
+  impl->row_stride = x.impl().row_stride;
   Tensor y(std::move(impl));
   if (recording("reshape", {&x})) record({.op = Op::Reshape, .in = {x}, .out = y});
   return y;
@@ -510,7 +519,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 
 namespace {
 void Reshape_bwd(const Node& n) {
-  Tensor g = n.out.grad().detach().reshape(n.in[0].shape());
+  Tensor g = n.out.grad();
+  g = (g.contiguous() ? g.detach() : g.clone()).reshape(n.in[0].shape());
   TensorImpl& x = n.in[0].impl();
   if (x.grad)
     accumulate(n.in[0], g);
@@ -626,6 +636,44 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end) {
   return slice_like(Op::Slice, x, a, start, end - start, s);
 }
 
+namespace {
+// block_copy for an x that may be a row view: each of its rows of C elements is one contiguous run
+// in `big` too (C divides the inner extent, or is the whole axis when that is the last one).
+template <class T>
+void block_copy_rows(const Tensor& x, int a, T* big, AxisView v, int64_t start, bool to_big, bool acc) {
+  const int64_t len = x.shape()[a];
+  if (x.contiguous()) return block_copy(static_cast<T*>(x.raw_rows()), big, v, start, len, to_big, acc);
+  const int64_t C = x.size(-1), rows = x.numel() / C, ld = x.row_stride();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t f = r * C, o = f / (len * v.inner), i = f / v.inner % len, j = f % v.inner;
+    T* b = big + (o * v.n + start + i) * v.inner + j;
+    T* xr = static_cast<T*>(x.raw_rows()) + r * ld;
+    T* dst = to_big ? b : xr;
+    const T* src = to_big ? xr : b;
+    if (acc)
+      k::axpy(dst, T(1), src, C);
+    else
+      std::memcpy(dst, src, size_t(C) * sizeof(T));
+  }
+}
+
+// The result of concat without a copy, when the inputs are row views of one buffer that already
+// hold them where the result would: a sequence layer's step states in its output. Else undefined.
+Tensor concat_view(std::span<const Tensor> xs, int a, const Shape& s) {
+  if (s.rank() != 2 || xs.size() < 2) return {};
+  const TensorImpl& first = xs[0].impl();
+  int64_t start = 0;
+  for (const Tensor& x : xs) {
+    const TensorImpl& xi = x.impl();
+    const bool rows_fit = a == 1 ? x.row_stride() == s[1] || x.size(0) == 1 : x.contiguous();
+    if (xi.storage != first.storage || !rows_fit || xi.offset != first.offset + (a == 1 ? start : start * s[1]))
+      return {};
+    start += x.shape()[a];
+  }
+  return detail::row_view(xs[0], 0, s, s[1]);
+}
+}  // namespace
+
 Tensor concat(std::span<const Tensor> xs, int axis) {
   if (xs.empty()) throw std::invalid_argument("concat: no tensors given");
   for (size_t i = 0; i < xs.size(); ++i) check_defined("concat", xs[i], "an input");
@@ -645,29 +693,41 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
     s[a] += x.shape()[a];
     grad = recording("concat", {&x}) || grad;
   }
-  Tensor y = Tensor::empty(s, first.dtype());
-  by_dtype(first.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    int64_t start = 0;
-    for (const Tensor& x : xs) {
-      block_copy(ptr<T>(x), ptr<T>(y), axis_view(s, a), start, x.shape()[a], true, false);
-      start += x.shape()[a];
-    }
-  });
+  Tensor y = concat_view(xs, a, s);
+  if (!y.defined()) {
+    y = Tensor::empty(s, first.dtype());
+    by_dtype(first.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      int64_t start = 0;
+      for (const Tensor& x : xs) {
+        block_copy_rows(x, a, ptr<T>(y), axis_view(s, a), start, true, false);
+        start += x.shape()[a];
+      }
+    });
+  }
   if (grad) record({.op = Op::Concat, .list = {xs.begin(), xs.end()}, .out = y, .iattr = {a}});
   return y;
 }
 
 namespace {
 void Concat_bwd(const Node& n) {
-  int a = int(n.iattr[0]);
+  const int a = int(n.iattr[0]);
+  const Tensor g = n.out.grad().contiguous() ? n.out.grad() : n.out.grad().clone();
+  const AxisView v = axis_view(n.out.shape(), a);
   int64_t start = 0;
   for (const Tensor& x : n.list) {
-    if (x.requires_grad())
+    // A non-leaf's first gradient is a view of its block of g, which the tape drops next: no copy.
+    // A contiguous block always; a strided one (rows of the last axis) only for an x that is a row
+    // view itself, whose producer (a cell) reads such gradients. Leaves keep their own buffer.
+    const bool view = !x.is_leaf() && !x.impl().grad && (v.outer == 1 || (v.inner == 1 && !x.contiguous()));
+    if (x.requires_grad() && view)
+      x.impl().grad = detail::row_view(g, v.outer == 1 ? start * v.inner : start, x.shape(),
+                                       v.outer == 1 ? x.size(-1) : v.n).impl_ptr();
+    else if (x.requires_grad())
       by_dtype(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         auto [dx, fresh] = grad_slot(x);
-        block_copy(ptr<T>(dx), ptr<T>(n.out.grad()), axis_view(n.out.shape(), a), start, x.shape()[a], false, !fresh);
+        block_copy_rows(dx, a, ptr<T>(g), v, start, false, !fresh);
       });
     start += x.shape()[a];
   }
@@ -1073,6 +1133,29 @@ T* grad_ptr(const Node& n, int i) {
   return n.needs_grad[i] ? ptr<T>(grad_of(n.in[i])) : nullptr;
 }
 
+// The rows of a (B, H) state, which may be a row view into a sequence layer's output.
+template <class T>
+struct Rows {
+  T* p = nullptr;
+  int64_t ld = 0;
+  T* row(int64_t r) const { return p ? p + r * ld : nullptr; }
+};
+template <class T>
+Rows<T> rows_of(const Tensor& t) {
+  if (!t.defined()) return {};
+  return {static_cast<T*>(t.raw_rows()), t.row_stride()};
+}
+
+// The state h' is written to: `out` when given (checked against (B, H)), else a new tensor.
+Tensor state_out(const char* op, const Tensor& out, const Tensor& like) {
+  if (!out.defined()) return Tensor::empty(like.shape(), like.dtype());
+  if (out.shape() != like.shape() || out.dtype() != like.dtype() || out.requires_grad())
+    throw std::invalid_argument(fmt::format("{}: out is {} {}{}; expected {} {} without grad", op, out.shape(),
+                                            out.dtype(), out.requires_grad() ? " requiring grad" : "", like.shape(),
+                                            like.dtype()));
+  return out;
+}
+
 PackedWeight::Packs& packs_of(const Node& n) { return *static_cast<PackedWeight::Packs*>(n.shared.get()); }
 
 // XpUse::consume, forward: registers step t of xp with the sequence's PackedWeight.
@@ -1119,28 +1202,30 @@ void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w
   const int64_t B = h.size(0), H = h.size(1), GH = n.in[w_in].size(0);
   if (n.needs_grad[h_in]) {
     auto [dh, fresh] = grad_slot(h);
-    k::gemm_packed<T>(B, dg, ldg, packs_of(n).backward<T>(), T(!fresh), ptr<T>(dh), H);
+    const Rows<T> d = rows_of<T>(dh);
+    k::gemm_packed<T>(B, dg, ldg, packs_of(n).backward<T>(), T(!fresh), d.p, d.ld);
   }
   if (n.needs_grad[w_in]) {
     auto [dw, fresh] = grad_slot(n.in[w_in]);
-    k::gemm<T>(true, false, GH, H, B, dg, ldg, ptr<T>(h), H, T(!fresh), ptr<T>(dw), H);
+    const Rows<T> hr = rows_of<T>(h);
+    k::gemm<T>(true, false, GH, H, B, dg, ldg, hr.p, hr.ld, T(!fresh), ptr<T>(dw), H);
   }
 }
 
 }  // namespace
 
 Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh, bool relu,
-                XpUse use) {
+                XpUse use, const Tensor& out) {
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("rnn_cell", xp, time_axis, t, h, 1, w, {});
   if (use == XpUse::consume) consume_step("rnn_cell", *w_hh.packs(), xp, r, t);  // read as is; backward writes it
-  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor h_next = state_out("rnn_cell", out, h);
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), ptr<T>(h_next), r.H);
-    k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
-      k::rnn_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(xp) + r.row(b), relu, r.H);
-    });
+    const Rows<T> hr = rows_of<T>(h), hn = rows_of<T>(h_next);
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(0), hn.p, hn.ld);
+    k::parallel_for(r.B, parallel_rows(r, 1),
+                    [&](int64_t b) { k::rnn_cell_fwd(hn.row(b), ptr<T>(xp) + r.row(b), relu, r.H); });
   });
   if (recording("rnn_cell", {&xp, &h, &w}))
     record({.op = Op::RnnCell, .in = {xp, h, w}, .out = h_next, .shared = w_hh.packs(),
@@ -1149,22 +1234,23 @@ Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
 }
 
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
-                                    const PackedWeight& w_hh, XpUse use) {
+                                    const PackedWeight& w_hh, XpUse use, const Tensor& out) {
   check_defined("lstm_cell", c, "c");
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("lstm_cell", xp, time_axis, t, h, 4, w, c);
   const bool consume = use == XpUse::consume;
   if (consume) consume_step("lstm_cell", *w_hh.packs(), xp, r, t);
-  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype()), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor h_next = state_out("lstm_cell", out, h), c_next = Tensor::empty({r.B, r.H}, xp.dtype());
   Tensor act = consume ? Tensor() : Tensor::empty({r.B, 4 * r.H}, xp.dtype());  // consumed: xp's slice
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const Rows<T> hr = rows_of<T>(h), hn = rows_of<T>(h_next), cr = rows_of<T>(c);
     T* gates = consume ? ptr<T>(xp) + r.base : ptr<T>(act);
     const int64_t ld = consume ? r.stride : 4 * r.H;
-    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(consume), gates, ld);
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(consume), gates, ld);
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
-      k::lstm_cell_fwd(ptr<T>(h_next) + b * r.H, ptr<T>(c_next) + b * r.H, gates + b * ld,
-                       consume ? nullptr : ptr<T>(xp) + r.row(b), ptr<T>(c) + b * r.H, r.H);
+      k::lstm_cell_fwd(hn.row(b), ptr<T>(c_next) + b * r.H, gates + b * ld, consume ? nullptr : ptr<T>(xp) + r.row(b),
+                       cr.row(b), r.H);
     });
   });
   if (recording("lstm_cell", {&xp, &h, &c, &w}))
@@ -1174,7 +1260,7 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, 
 }
 
 Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                const Tensor& b_hh, XpUse use) {
+                const Tensor& b_hh, XpUse use, const Tensor& out) {
   const Tensor& w = w_hh.tensor();
   CellRows r = cell_rows("gru_cell", xp, time_axis, t, h, 3, w, {});
   if (b_hh.defined()) {
@@ -1185,18 +1271,18 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
   const bool consume = use == XpUse::consume;
   if (consume) consume_step("gru_cell", *w_hh.packs(), xp, r, t);
   // Saved: r, z, n (3H) in xp's slice when consumed, then hp_n (H); otherwise all four (4H) here.
-  Tensor h_next = Tensor::empty({r.B, r.H}, xp.dtype());
+  Tensor h_next = state_out("gru_cell", out, h);
   Tensor saved = Tensor::empty({r.B, (consume ? 1 : 4) * r.H}, xp.dtype());
   Tensor hp = Tensor::empty({r.B, 3 * r.H}, xp.dtype());  // scratch
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const Rows<T> hr = rows_of<T>(h), hn_rows = rows_of<T>(h_next);
     T* php = ptr<T>(hp);
-    k::gemm_packed<T>(r.B, ptr<T>(h), r.H, w_hh.packs()->forward<T>(), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       T* act = consume ? ptr<T>(xp) + r.row(b) : ptr<T>(saved) + b * 4 * r.H;
       T* hn = consume ? ptr<T>(saved) + b * r.H : act + 3 * r.H;
-      k::gru_cell_fwd(ptr<T>(h_next) + b * r.H, act, hn, ptr<T>(xp) + r.row(b), php + b * 3 * r.H,
-                      ptr<T>(h) + b * r.H, r.H);
+      k::gru_cell_fwd(hn_rows.row(b), act, hn, ptr<T>(xp) + r.row(b), php + b * 3 * r.H, hr.row(b), r.H);
     });
   });
   if (recording("gru_cell", {&xp, &h, &w, &b_hh}))
@@ -1216,9 +1302,9 @@ void RnnCell_bwd(const Node& n) {
     T* dpre = in_place ? ptr<T>(n.in[0]) + r.base : ptr<T>(scratch);
     const int64_t ld = in_place ? r.stride : r.H;
     T* dxp = in_place ? nullptr : grad_ptr<T>(n, 0);
-    const T *h = ptr<T>(n.out), *dh = ptr<T>(n.out.grad());
+    const Rows<T> h = rows_of<T>(n.out), dh = rows_of<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 1), [&](int64_t b) {
-      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, dpre + b * ld, h + b * r.H, dh + b * r.H, (n.iattr[2] & 1) != 0, r.H);
+      k::rnn_cell_bwd(dxp ? dxp + r.row(b) : dxp, dpre + b * ld, h.row(b), dh.row(b), (n.iattr[2] & 1) != 0, r.H);
     });
     hidden_product_bwd<T>(n, dpre, ld, 1, 2);
   });
@@ -1237,12 +1323,11 @@ void LstmCell_bwd(const Node& n) {
     T* dg = in_place ? ptr<T>(n.in[0]) + r.base : ptr<T>(scratch);
     const int64_t dg_ld = in_place ? r.stride : 4 * r.H;
     T *dxp = in_place ? nullptr : grad_ptr<T>(n, 0), *dc = grad_ptr<T>(n, 2);
-    const T *dh_next = ptr_or_null<T>(n.out.grad()), *dc_next = ptr_or_null<T>(n.out2.grad());
+    const Rows<T> dh_next = rows_of<T>(n.out.grad()), dc_next = rows_of<T>(n.out2.grad());
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
       int64_t o = b * r.H;
       k::lstm_cell_bwd(dxp ? dxp + r.row(b) : dxp, dg + b * dg_ld, dc ? dc + o : dc, act + b * act_ld,
-                       ptr<T>(n.in[2]) + o, ptr<T>(n.out2) + o, dh_next ? dh_next + o : dh_next,
-                       dc_next ? dc_next + o : dc_next, r.H);
+                       ptr<T>(n.in[2]) + o, ptr<T>(n.out2) + o, dh_next.row(b), dc_next.row(b), r.H);
     });
     hidden_product_bwd<T>(n, dg, dg_ld, 1, 3);
   });
@@ -1256,14 +1341,15 @@ void GruCell_bwd(const Node& n) {
     using T = decltype(tag);
     // In place, the input gate gradients overwrite r, z, n in xp's slice and are its gradient.
     const bool in_place = backward_in_place<T>(n, r);
-    T *dh = grad_ptr<T>(n, 1), *dxp_all = in_place ? ptr<T>(n.in[0]) : grad_ptr<T>(n, 0);
-    const T* g = ptr<T>(n.out.grad());
+    T* dxp_all = in_place ? ptr<T>(n.in[0]) : grad_ptr<T>(n, 0);
+    const Rows<T> dh = n.needs_grad[1] ? rows_of<T>(grad_of(n.in[1])) : Rows<T>{}, h_prev = rows_of<T>(n.in[1]),
+                  g = rows_of<T>(n.out.grad());
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       int64_t o = b * r.H;
       const T* act = consumed ? ptr<T>(n.in[0]) + r.row(b) : ptr<T>(n.saved) + 4 * o;
       const T* hn = consumed ? ptr<T>(n.saved) + o : act + 3 * r.H;
       T* dxp = dxp_all ? dxp_all + r.row(b) : nullptr;
-      k::gru_cell_bwd(dxp, in_place, ptr<T>(dhp) + 3 * o, dh ? dh + o : dh, act, hn, ptr<T>(n.in[1]) + o, g + o, r.H);
+      k::gru_cell_bwd(dxp, in_place, ptr<T>(dhp) + 3 * o, dh.row(b), act, hn, h_prev.row(b), g.row(b), r.H);
     });
     hidden_product_bwd<T>(n, ptr<T>(dhp), 3 * r.H, 1, 2);
     if (n.needs_grad[3]) column_sum_acc(ptr<T>(grad_of(n.in[3])), ptr<T>(dhp), r.B, 3 * r.H);

@@ -100,12 +100,15 @@ enum class XpUse : uint8_t { keep, consume };
 //   lstm_cell: i,f,g,o = sig, sig, tanh, sig (xp + hp); c' = f*c + i*g; h' = o*tanh(c')   G = 4
 //   gru_cell:  r,z = sig(xp + hp); n = tanh(xp_n + r*hp_n); h' = (1-z)*n + z*h   G = 3
 // Kept for backward: h' (RNN); i, f, g, o and c' (LSTM, 4H + state); r, z, n and hp_n (GRU, 4H).
+// h may be a row view (detail::row_view); `out`, when given, is the (B, H) tensor h' is written to
+// and returned as, e.g. a row view of step t in a layer's (B, T, H) output, so that the sequence's
+// states and its output are one buffer.
 Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                bool relu = false, XpUse use = XpUse::keep);
+                bool relu = false, XpUse use = XpUse::keep, const Tensor& out = {});
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const Tensor& c,
-                                    const PackedWeight& w_hh, XpUse use = XpUse::keep);
+                                    const PackedWeight& w_hh, XpUse use = XpUse::keep, const Tensor& out = {});
 Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
-                const Tensor& b_hh = {}, XpUse use = XpUse::keep);
+                const Tensor& b_hh = {}, XpUse use = XpUse::keep, const Tensor& out = {});
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

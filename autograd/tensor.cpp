@@ -247,13 +247,39 @@ Tensor Tensor::detach() const {
   impl->dtype = dtype();
   impl->storage = this->impl().storage;
   impl->offset = this->impl().offset;
+  impl->row_stride = this->impl().row_stride;
   return Tensor(std::move(impl));
 }
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype());
-  std::memcpy(out.raw(), raw(), size_t(numel()) * dtype_size(dtype()));
+  const size_t elem = dtype_size(dtype());
+  const int64_t cols = rank() ? shape()[rank() - 1] : 1, rows = cols ? numel() / cols : 0;
+  for (int64_t r = 0; r < (contiguous() ? 1 : rows); ++r)  // one block, or row by row
+    std::memcpy(static_cast<char*>(out.raw()) + r * cols * elem,
+                static_cast<const char*>(raw_rows()) + r * row_stride() * elem,
+                size_t(contiguous() ? numel() : cols) * elem);
   return out;
+}
+
+void Tensor::throw_strided() const {
+  throw std::invalid_argument(fmt::format(
+      "a strided row view {} reached an op that needs contiguous values; clone() it first", shape()));
+}
+
+Tensor detail::row_view(const Tensor& base, int64_t offset, const Shape& shape, int64_t row_stride) {
+  const int64_t cols = shape.rank() ? shape[shape.rank() - 1] : 1, rows = cols ? shape.numel() / cols : 0;
+  const int64_t last = base.impl().offset + offset + (rows ? (rows - 1) * row_stride + cols : 0);
+  if (offset < 0 || row_stride < cols || last * int64_t(dtype_size(base.dtype())) > int64_t(base.impl().storage->bytes))
+    throw std::invalid_argument(fmt::format("row_view: rows of {} at offset {} with row stride {} run outside a {} {}",
+                                            shape, offset, row_stride, base.shape(), base.dtype()));
+  auto impl = new_impl();
+  impl->shape = shape;
+  impl->dtype = base.dtype();
+  impl->storage = base.impl().storage;
+  impl->offset = base.impl().offset + offset;
+  impl->row_stride = row_stride == cols ? 0 : row_stride;
+  return Tensor(std::move(impl));
 }
 
 Tensor Tensor::to(DType d) const {

@@ -2,8 +2,10 @@
 // bookkeeping (requires_grad, accumulated grad, the tape node that produced it).
 //
 // Copying a Tensor copies a pointer: both copies see the same values and the same grad, like
-// PyTorch. reshape() is a view (shared storage); every other op writes a new tensor. Storage is
-// always contiguous, so kernels see plain spans.
+// PyTorch. reshape() is a view (shared storage); every other op writes a new tensor. Tensors are
+// contiguous, so kernels see plain spans; the one exception is internal: the sequence layers keep
+// each step's hidden state as a strided view of rows into the layer's output (detail::row_view),
+// which only the recurrent cells, concat/stack and reshape accept; data() and raw() refuse one.
 //
 //   Generator gen(42);
 //   Tensor w = uniform({8, 5}, -0.3, 0.3, gen).requires_grad_();
@@ -42,6 +44,9 @@ struct TensorImpl {
   DType dtype = DType::f32;
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements: reshape() views share storage at the same offset
+  // 0: contiguous. Otherwise a row view: the last axis is contiguous and row r (all other axes
+  // flattened) starts at offset + r * row_stride.
+  int64_t row_stride = 0;
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // accumulated d(root)/d(this); kept for leaves only
   // The tape node that produced this tensor (-1: a leaf) and the tape epoch it belongs to.
@@ -86,7 +91,14 @@ class Tensor {
   // Typed access to the values; throws std::invalid_argument if T is not the dtype.
   template <class T> T* data() const;
   template <class T> std::span<T> span() const { return {data<T>(), size_t(numel())}; }
-  void* raw() const { return static_cast<char*>(impl().storage->data) + impl().offset * dtype_size(dtype()); }
+  void* raw() const {
+    if (impl().row_stride) throw_strided();
+    return raw_rows();
+  }
+  // Row views: the first element, and the distance between rows (the last extent when contiguous).
+  bool contiguous() const { return impl().row_stride == 0; }
+  void* raw_rows() const { return static_cast<char*>(impl().storage->data) + impl().offset * dtype_size(dtype()); }
+  int64_t row_stride() const { return contiguous() ? (rank() ? shape()[rank() - 1] : 1) : impl().row_stride; }
   double item() const;                 // the single value of a one-element tensor
   double at(std::span<const int64_t> index) const;
   std::vector<double> to_vector() const;
@@ -104,7 +116,7 @@ class Tensor {
   void backward(bool retain_graph = false) const;
   void backward(const Tensor& seed, bool retain_graph = false) const;
   Tensor detach() const;  // same values (shared), no history, no grad
-  Tensor clone() const;   // a copy of the values, no history
+  Tensor clone() const;   // a contiguous copy of the values, no history
   Tensor to(DType dtype) const;  // a converted copy, no history
   // Overwrites the values (not recorded): the optimizers' and loaders' way in.
   void copy_(const Tensor& src);
@@ -135,8 +147,16 @@ class Tensor {
   bool same(const Tensor& o) const { return impl_ == o.impl_; }
 
  private:
+  [[noreturn]] void throw_strided() const;
   std::shared_ptr<TensorImpl> impl_;
 };
+
+namespace detail {
+// A view of rows of base's storage: shape `shape`, its last axis contiguous, row r at element
+// offset + r * row_stride (row_stride == shape's last extent gives a plain contiguous view). No
+// history; writes through it land in base.
+Tensor row_view(const Tensor& base, int64_t offset, const Shape& shape, int64_t row_stride);
+}  // namespace detail
 
 // Construction. dtype defaults to float32.
 Tensor zeros(const Shape& shape, DType dtype = DType::f32);

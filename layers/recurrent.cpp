@@ -40,16 +40,16 @@ Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, cons
 }
 
 LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
-                    const PackedWeight& w_hh, const Tensor& b_hh) {
+                    const PackedWeight& w_hh, const Tensor& b_hh, const Tensor& out) {
   constexpr XpUse use = XpUse::consume;  // xp is the layer's own projection, read by these cells only
   switch (kind) {
-    case CellKind::rnn_tanh: return {rnn_cell(xp, time_axis, t, s.h, w_hh, false, use), {}};
-    case CellKind::rnn_relu: return {rnn_cell(xp, time_axis, t, s.h, w_hh, true, use), {}};
+    case CellKind::rnn_tanh: return {rnn_cell(xp, time_axis, t, s.h, w_hh, false, use, out), {}};
+    case CellKind::rnn_relu: return {rnn_cell(xp, time_axis, t, s.h, w_hh, true, use, out), {}};
     case CellKind::lstm: {
-      auto [h, c] = lstm_cell(xp, time_axis, t, s.h, s.c, w_hh, use);
+      auto [h, c] = lstm_cell(xp, time_axis, t, s.h, s.c, w_hh, use, out);
       return {h, c};
     }
-    case CellKind::gru: return {gru_cell(xp, time_axis, t, s.h, w_hh, b_hh, use), {}};
+    case CellKind::gru: return {gru_cell(xp, time_axis, t, s.h, w_hh, b_hh, use, out), {}};
   }
   return {};
 }
@@ -150,10 +150,16 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
       if (is_lstm) s.c = c0.defined() ? select(c0, 0, i) : zero_state;
       std::vector<Tensor> outs(T, zero_state);  // padding beyond max_len stays zero
+      // Without lengths each step writes its state straight into the output (rows of step t in a
+      // (B, T, H) or (T, B, H) buffer), and concat below finds them in place: one buffer, no copy.
+      const Tensor states = lengths.empty() ? Tensor::empty(cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H}, x.dtype()) : Tensor();
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
-        LSTMState next = cell_step(cfg_.kind, proj, time_axis, t, s, w_hh, b_hh_[i]);
+        const Tensor out_t = !states.defined()    ? Tensor()
+                             : cfg_.batch_first ? detail::row_view(states, t * H, {B, H}, T * H)
+                                                : detail::row_view(states, t * B * H, {B, H}, H);
+        LSTMState next = cell_step(cfg_.kind, proj, time_axis, t, s, w_hh, b_hh_[i], out_t);
         if (mask[t].defined()) {
           next.h = mul(next.h, mask[t]);  // the output: zero on padding
           outs[t] = next.h;

@@ -70,8 +70,9 @@ Tensor input_projection(CellKind kind, const Tensor& x, const Tensor& w_ih, cons
 // t in place. One tape op per step, the hidden product included. b_hh is only read for GRU.
 // The cells consume xp (XpUse::consume): it must come from input_projection for this loop alone,
 // with one PackedWeight per xp.
+// `out`, when given, receives h' (see the cells' `out` in ops.h).
 LSTMState cell_step(CellKind kind, const Tensor& xp, int time_axis, int64_t t, const LSTMState& s,
-                    const PackedWeight& w_hh, const Tensor& b_hh);
+                    const PackedWeight& w_hh, const Tensor& b_hh, const Tensor& out = {});
 
 struct RecurrentConfig {
   const char* name;  // "RNN", "LSTM", "GRU": prefixes every error message
