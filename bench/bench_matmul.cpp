@@ -1,7 +1,9 @@
 // Matrix-multiply throughput: kernels::gemm against OpenBLAS (when built with SEQGRAD_HAVE_CBLAS) and a
 // naive loop, row-major float32 unless named f64. Names read <op>/<M>x<K>x<N>/<impl>, op being nn (A B),
-// tn (A^T B) or nt (A B^T), so each of our lines sits next to its OpenBLAS line. Threads follow
-// OMP_NUM_THREADS; OpenBLAS is given the same count. See bench/README.md for the command and figures.
+// tn (A^T B) or nt (A B^T), so each of our lines sits next to its OpenBLAS line. `packed` lines are
+// the recurrent cells' products: op(B) = W_hh (^T) packed once outside the loop (gemm_packed), as a
+// sequence layer does for its T steps. Threads follow OMP_NUM_THREADS; OpenBLAS is given the same
+// count. See bench/README.md for the command and figures.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -18,7 +20,7 @@
 
 namespace {
 
-enum class Impl { seqgrad, openblas, naive };
+enum class Impl { seqgrad, packed, openblas, naive };
 
 struct Case {
   const char* op;  // nn, tn, nt
@@ -45,10 +47,17 @@ void bm_matmul(benchmark::State& state, Case c, Impl impl) {
   std::vector<T> A(size_t(c.M * c.K)), B(size_t(c.K * c.N)), C(size_t(c.M * c.N));
   for (auto& x : A) x = dist(gen);
   for (auto& x : B) x = dist(gen);
+  std::vector<T> packed(size_t(seqgrad::kernels::gemm_packed_size<T>(c.K, c.N)) + 64 / sizeof(T));
+  const seqgrad::kernels::PackedB<T> pb{.trans = tb, .K = c.K, .N = c.N, .src = B.data(), .ldb = ldb,
+                                        .data = packed.data() + (64 - uintptr_t(packed.data()) % 64) % 64 / sizeof(T)};
+  if (impl == Impl::packed) seqgrad::kernels::gemm_pack_b(pb);
   for (auto _ : state) {
     switch (impl) {
       case Impl::seqgrad:
         seqgrad::kernels::gemm<T>(ta, tb, c.M, c.N, c.K, A.data(), lda, B.data(), ldb, T(0), C.data(), c.N);
+        break;
+      case Impl::packed:
+        seqgrad::kernels::gemm_packed<T>(c.M, A.data(), lda, pb, T(0), C.data(), c.N);
         break;
       case Impl::openblas:
 #ifdef SEQGRAD_HAVE_CBLAS
@@ -73,8 +82,9 @@ void bm_matmul(benchmark::State& state, Case c, Impl impl) {
 }
 
 template <class T>
-void add(const char* prefix, Case c, bool with_naive) {
+void add(const char* prefix, Case c, bool with_naive, bool with_packed = false) {
   std::vector<std::pair<Impl, const char*>> impls = {{Impl::seqgrad, "seqgrad"}};
+  if (with_packed) impls.push_back({Impl::packed, "packed"});
 #ifdef SEQGRAD_HAVE_CBLAS
   impls.push_back({Impl::openblas, "openblas"});
 #endif
@@ -102,8 +112,12 @@ int main(int argc, char** argv) {
   const Case rnn[] = {{"", 64, 256, 1024}, {"", 64, 512, 2048}, {"", 6400, 64, 1024}, {"", 6400, 64, 2048}};
   for (const char* op : {"nn", "tn", "nt"}) {
     if (op[0] != 'n' || op[1] != 'n') add<float>("", {op, 1024, 1024, 1024}, false);
-    for (Case c : rnn) add<float>("", {op, c.M, c.K, c.N}, false);
+    for (Case c : rnn) add<float>("", {op, c.M, c.K, c.N}, false, op[0] == 'n' && c.M == 64);
   }
+  // A GRU step at H=512 (h W_hh^T), and the cells' backward dg W_hh at H=256 and 512.
+  add<float>("", {"nt", 64, 512, 1536}, false, true);
+  add<float>("", {"nn", 64, 1024, 256}, false, true);
+  add<float>("", {"nn", 64, 2048, 512}, false, true);
   add<double>("f64/", {"nn", 1024, 1024, 1024}, false);
 
   benchmark::Initialize(&argc, argv);
