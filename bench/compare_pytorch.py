@@ -19,7 +19,7 @@ OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the P
 libtorch sides (their subprocesses run without them), because they force slower kernels: we
 compare against PyTorch at its best.
 
-  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR] [--quick]
+  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR]
 """
 import argparse
 import json
@@ -54,7 +54,7 @@ def bench_name(kind, cell, hidden):
 
 
 # ---------------------------------------------------------------- PyTorch side (child process)
-def torch_worker(threads, names, repeats, quick):
+def torch_worker(threads, names, repeats):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -94,7 +94,7 @@ def torch_worker(threads, names, repeats, quick):
             continue
         model = cells[cell](INPUT, hidden, batch_first=True)
         head = torch.nn.Linear(hidden, 1)
-        x = torch.randn(BATCH, STEPS if not quick else 10, INPUT)
+        x = torch.randn(BATCH, STEPS, INPUT)
         target = torch.randn(BATCH, x.shape[1], 1)
         if kind == "train":
             opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=1e-3)
@@ -140,13 +140,12 @@ def main():
                     help="libtorch_compare binary (default: %(default)s); skipped when absent")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="substring filter on workload names")
-    ap.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = [w[0] for w in WORKLOADS if args.only.lower() in w[0].lower()]
 
     if args.torch_worker:
-        torch_worker(int(args.torch_worker[0]), json.loads(args.torch_worker[1]), args.repeats, args.quick)
+        torch_worker(int(args.torch_worker[0]), json.loads(args.torch_worker[1]), args.repeats)
         return 0
 
     binary = os.path.join(args.build, "bench", "bench_compare")
@@ -169,7 +168,7 @@ def main():
     for threads in (1, 2):  # interleaved: seqgrad, PyTorch, libtorch, at each thread count
         ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ)
         out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
-                              "--torch-worker", str(threads), json.dumps(names)] + (["--quick"] if args.quick else []),
+                              "--torch-worker", str(threads), json.dumps(names)],
                              env=torch_env, check=True, capture_output=True, text=True).stdout
         theirs[threads] = json.loads(out)
         if have_libtorch:
