@@ -25,6 +25,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -301,9 +302,8 @@ void gemm_pack_a_kernel::operator()(Arch, bool trans, const T* a, int64_t lda, i
   const int64_t full = mc / mr * mr;
   for (int64_t k = 0; k < kc; ++k) {
     const T* row = a + k * lda;
-    for (int64_t i = 0; i < full; i += mr)
-#pragma GCC unroll 16
-      for (int64_t r = 0; r < mr; ++r) dst[i * kc + k * mr + r] = row[i + r];  // fixed trip: vector moves
+    for (int64_t i = 0; i < full; i += mr)  // a fixed-size copy: GCC emits a few vector moves
+      std::memcpy(dst + i * kc + k * mr, row + i, size_t(mr) * sizeof(T));
     for (int64_t r = 0; r < mc - full; ++r) dst[full * kc + k * mr + r] = row[full + r];
   }
 }
