@@ -299,8 +299,8 @@ template <class T>
 void gemm_pack_b(const PackedB<T>& b) {
   if (!b.data) return;
   Dispatch<T>& d = dispatch<T>();
-  const auto [slices, kc] = k_slicing<T>(b.K);
-  const int64_t nr = d.tile.nr, npad = round_up(b.N, nr);
+  const std::pair<int64_t, int64_t> slicing = k_slicing<T>(b.K);  // not a structured binding: the lambda uses it
+  const int64_t slices = slicing.first, kc = slicing.second, nr = d.tile.nr, npad = round_up(b.N, nr);
   constexpr int64_t panels_per_chunk = 8;
   const int64_t chunks = ceil_div(npad / nr, panels_per_chunk), jobs = slices * chunks;
   auto pack = [&](int64_t job) {
