@@ -56,6 +56,32 @@ TEST_CASE("construction and views", "[tensor]") {
   }
 }
 
+TEST_CASE("row views: what the sequence layers keep their step states in", "[tensor]") {
+  // A (2, 3, 2) buffer seen as step t = 1 of a batch-first sequence: rows 2 apart by 3*2.
+  Tensor buf = arange(12).reshape({2, 3, 2});
+  Tensor step = detail::row_view(buf, 2, {2, 2}, 6);
+  CHECK_FALSE(step.contiguous());
+  CHECK(step.row_stride() == 6);
+  CHECK(step.clone().to_vector() == std::vector<double>{2, 3, 8, 9});
+  CHECK_THROWS_WITH(step.data<float>(), Contains("strided row view (2, 2)") && Contains("clone()"));
+  CHECK_THROWS_WITH(add(step, step), Contains("strided row view"));
+  CHECK_THROWS_WITH(step.reshape({4}), Contains("keeping its last extent"));
+  CHECK(step.reshape({1, 2, 2}).clone().to_vector() == std::vector<double>{2, 3, 8, 9});
+  CHECK_THROWS_WITH(detail::row_view(buf, 8, {2, 2}, 6), Contains("run outside"));
+  // The three steps side by side along the last axis are the buffer itself: concat is a view.
+  std::vector<Tensor> steps;
+  for (int64_t t = 0; t < 3; ++t) steps.push_back(detail::row_view(buf, 2 * t, {2, 2}, 6));
+  Tensor joined = concat(steps, 1);
+  CHECK(joined.raw() == buf.raw());
+  CHECK(joined.to_vector() == buf.to_vector());
+  // Not side by side (reordered): a copy, with the same values a copy of compact tensors gives.
+  Tensor swapped = concat(std::vector<Tensor>{steps[1], steps[0]}, 1);
+  CHECK(swapped.raw() != buf.raw());
+  CHECK(swapped.to_vector() == concat(std::vector<Tensor>{steps[1].clone(), steps[0].clone()}, 1).to_vector());
+  const std::vector<Tensor> compact{steps[0].clone(), steps[1].clone(), steps[2].clone()};
+  CHECK(stack(steps, 0).to_vector() == stack(compact, 0).to_vector());
+}
+
 TEST_CASE("broadcasting follows NumPy rules", "[tensor]") {
   Tensor a = arange(6).reshape({2, 3});
   Tensor row = tensor({10, 20, 30});
