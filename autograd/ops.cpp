@@ -1162,7 +1162,10 @@ PackedWeight::Packs& packs_of(const Node& n) { return *static_cast<PackedWeight:
 void consume_step(const char* op, PackedWeight::Packs& p, const Tensor& xp, const CellRows& r, int64_t t) {
   if (p.xp && p.xp != &xp.impl())
     throw std::invalid_argument(fmt::format("{}: this PackedWeight already consumes another xp; use one per xp", op));
-  if (!p.xp) p.consumed.assign(size_t(r.T), 0);
+  if (!p.xp) {  // one allocation each per sequence, none per step
+    p.consumed.assign(size_t(r.T), 0);
+    p.steps.reserve(size_t(r.T));
+  }
   if (p.consumed[size_t(t)])
     throw std::invalid_argument(fmt::format("{}: step {} of xp {} was already consumed", op, t, xp.shape()));
   p.xp = &xp.impl();
