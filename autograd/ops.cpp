@@ -1153,6 +1153,8 @@ Tensor state_out(const char* op, const Tensor& out, const Tensor& like) {
     throw std::invalid_argument(fmt::format("{}: out is {} {}{}; expected {} {} without grad", op, out.shape(),
                                             out.dtype(), out.requires_grad() ? " requiring grad" : "", like.shape(),
                                             like.dtype()));
+  if (out.raw_rows() == like.raw_rows())  // h is read while h' is written
+    throw std::invalid_argument(fmt::format("{}: out is the same memory as h; pass another tensor", op));
   return out;
 }
 

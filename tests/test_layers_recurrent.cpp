@@ -568,7 +568,7 @@ TEST_CASE("consumed projections survive a retained graph", "[layers][recurrent]"
   }
 }
 
-TEST_CASE("a consumed xp is checked: one per PackedWeight, each step once", "[layers][recurrent][errors]") {
+TEST_CASE("cells check what they write to: a consumed xp (one per PackedWeight, each step once) and out", "[layers][recurrent][errors]") {
   Generator gen(35);
   Tensor xp = rand({2, 3, 4}, gen), other = rand({2, 3, 4}, gen), h = rand({2, 4}, gen);
   PackedWeight w(rand({4, 4}, gen));
@@ -577,4 +577,6 @@ TEST_CASE("a consumed xp is checked: one per PackedWeight, each step once", "[la
                     Catch::Contains("step 0 of xp (2, 3, 4) was already consumed"));
   CHECK_THROWS_WITH(rnn_cell(other, 1, 1, h, w, false, XpUse::consume), Catch::Contains("another xp"));
   CHECK_NOTHROW(rnn_cell(xp, 1, 1, h, w, false, XpUse::consume));
+  CHECK_THROWS_WITH(rnn_cell(xp, 1, 2, h, w, false, XpUse::keep, h), Catch::Contains("same memory as h"));
+  CHECK_THROWS_WITH(rnn_cell(xp, 1, 2, h, w, false, XpUse::keep, zeros({2, 5})), Catch::Contains("out is (2, 5)"));
 }
