@@ -1038,7 +1038,6 @@ void Embedding_bwd(const Node& n) {
 
 // ================================================================ recurrent cells
 struct PackedWeight::Packs {
-  Tensor w;
   Tensor fwd, bwd;  // packed op(B) = W^T (h W^T) and W (dg W); undefined when the GEMM reads W in place
   std::once_flag bwd_once;
   // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
@@ -1048,13 +1047,14 @@ struct PackedWeight::Packs {
   std::vector<char> consumed;
   bool backward_started = false;
 
+  // The packed forms of w, the PackedWeight's own tensor.
   template <class T>
-  k::PackedB<T> forward() const {
+  k::PackedB<T> forward(const Tensor& w) const {
     return {.trans = true, .K = w.size(1), .N = w.size(0), .src = ptr<T>(w), .ldb = w.size(1),
             .data = fwd.defined() ? ptr<T>(fwd) : nullptr};
   }
   template <class T>
-  k::PackedB<T> backward() {
+  k::PackedB<T> backward(const Tensor& w) {
     k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1)};
     std::call_once(bwd_once, [&] {
       if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
@@ -1071,12 +1071,11 @@ struct PackedWeight::Packs {
 PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Packs>()) {
   check_defined("PackedWeight", w, "weight");
   if (w.rank() != 2) throw std::invalid_argument(fmt::format("PackedWeight: weight is {}; expected (G*H, H)", w.shape()));
-  packs_->w = w;
   by_dtype(w.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (int64_t n = k::gemm_packed_size<T>(w.size(1), w.size(0))) {
       packs_->fwd = Tensor::empty({n}, w.dtype());
-      k::gemm_pack_b(packs_->forward<T>());
+      k::gemm_pack_b(packs_->forward<T>(w));
     }
   });
 }
@@ -1183,18 +1182,20 @@ template <class T>
 bool backward_in_place(const Node& n, const CellRows& r) {
   if (n.iattr[2] >> 1 == 0 || Tape::current().retains_graph()) return false;
   PackedWeight::Packs& p = packs_of(n);
-  if (p.backward_started || !n.needs_grad[0]) return p.backward_started = true;
+  const bool first = !p.backward_started;
   p.backward_started = true;
+  if (!first || !n.needs_grad[0]) return true;
   const Tensor& xp = n.in[0];
   std::vector<char> visited(size_t(r.T), 0);
   for (int64_t s : p.steps) {
     visited[size_t(s)] = 1;
     if (s == n.iattr[1]) break;
   }
-  const int64_t GH = xp.size(-1), time_axis = n.iattr[0];
-  for (int64_t s = 0; s < r.T; ++s)
-    if (!visited[size_t(s)])
-      for (int64_t b = 0; b < r.B; ++b) std::fill_n(ptr<T>(xp) + step_base(xp, int(time_axis), s) + b * r.stride, GH, T(0));
+  for (int64_t s = 0; s < r.T; ++s) {
+    if (visited[size_t(s)]) continue;
+    T* slice = ptr<T>(xp) + step_base(xp, int(n.iattr[0]), s);
+    for (int64_t b = 0; b < r.B; ++b) std::fill_n(slice + b * r.stride, xp.size(-1), T(0));
+  }
   xp.impl().grad = xp.detach().impl_ptr();
   return true;
 }
@@ -1208,7 +1209,7 @@ void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w
   if (n.needs_grad[h_in]) {
     auto [dh, fresh] = grad_slot(h);
     const Rows<T> d = rows_of<T>(dh);
-    k::gemm_packed<T>(B, dg, ldg, packs_of(n).backward<T>(), T(!fresh), d.p, d.ld);
+    k::gemm_packed<T>(B, dg, ldg, packs_of(n).backward<T>(n.in[w_in]), T(!fresh), d.p, d.ld);
   }
   if (n.needs_grad[w_in]) {
     auto [dw, fresh] = grad_slot(n.in[w_in]);
@@ -1228,7 +1229,7 @@ Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
   by_dtype(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const Rows<T> hr = rows_of<T>(h), hn = rows_of<T>(h_next);
-    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(0), hn.p, hn.ld);
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(w), T(0), hn.p, hn.ld);
     k::parallel_for(r.B, parallel_rows(r, 1),
                     [&](int64_t b) { k::rnn_cell_fwd(hn.row(b), ptr<T>(xp) + r.row(b), relu, r.H); });
   });
@@ -1252,7 +1253,7 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, 
     const Rows<T> hr = rows_of<T>(h), hn = rows_of<T>(h_next), cr = rows_of<T>(c);
     T* gates = consume ? ptr<T>(xp) + r.base : ptr<T>(act);
     const int64_t ld = consume ? r.stride : 4 * r.H;
-    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(consume), gates, ld);
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(w), T(consume), gates, ld);
     k::parallel_for(r.B, parallel_rows(r, 4), [&](int64_t b) {
       k::lstm_cell_fwd(hn.row(b), ptr<T>(c_next) + b * r.H, gates + b * ld, consume ? nullptr : ptr<T>(xp) + r.row(b),
                        cr.row(b), r.H);
@@ -1283,7 +1284,7 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
     using T = decltype(tag);
     const Rows<T> hr = rows_of<T>(h), hn_rows = rows_of<T>(h_next);
     T* php = ptr<T>(hp);
-    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
+    k::gemm_packed<T>(r.B, hr.p, hr.ld, w_hh.packs()->forward<T>(w), T(0), php, 3 * r.H, ptr_or_null<T>(b_hh));
     k::parallel_for(r.B, parallel_rows(r, 3), [&](int64_t b) {
       T* act = consume ? ptr<T>(xp) + r.row(b) : ptr<T>(saved) + b * 4 * r.H;
       T* hn = consume ? ptr<T>(saved) + b * r.H : act + 3 * r.H;

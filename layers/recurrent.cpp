@@ -152,7 +152,8 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       std::vector<Tensor> outs(T, zero_state);  // padding beyond max_len stays zero
       // Without lengths each step writes its state straight into the output (rows of step t in a
       // (B, T, H) or (T, B, H) buffer), and concat below finds them in place: one buffer, no copy.
-      const Tensor states = lengths.empty() ? Tensor::empty(cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H}, x.dtype()) : Tensor();
+      const Shape out_shape = cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H};
+      const Tensor states = lengths.empty() ? Tensor::empty(out_shape, x.dtype()) : Tensor();
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
@@ -174,7 +175,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       if (is_lstm) c_n.push_back(s.c);
       // Concatenating the (B, H) steps along batch_first's axis 1 gives (B, T*H); time-major, axis 0 gives (T*B, H).
       Tensor out = concat(outs, time_axis == 1 ? 1 : 0);
-      dir_out.push_back(reshape(out, cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H}));
+      dir_out.push_back(reshape(out, out_shape));
     }
     input = D == 1 ? dir_out[0] : concat(dir_out, 2);
   }

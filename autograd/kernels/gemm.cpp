@@ -258,19 +258,13 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
   if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
-  if (M == 1 || N == 1) {
-    if (bias) {  // C starts as the bias rows; the vector paths accumulate
-      for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
-      beta = T(1), bias = nullptr;
-    }
-    if (gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
-  }
-  if (K * N > gemm_small_b_max)
-    return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc, bias);
-  if (bias) {  // small products: C starts as the bias rows
+  const bool vector_shape = M == 1 || N == 1, small = K * N <= gemm_small_b_max;
+  if (bias && (vector_shape || small)) {  // only the register tiles seed it; the other paths add onto it
     for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
-    beta = T(1);
+    beta = T(1), bias = nullptr;
   }
+  if (vector_shape && gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
+  if (!small) return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc, bias);
 
   // op(B) fits in L1: no blocking, no packing; threads split the rows.
   const bool parallel = run_parallel(M, N, K);
