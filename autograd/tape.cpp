@@ -4,7 +4,7 @@
 namespace seqgrad {
 
 namespace detail {
-// ops.cpp: the switch over every op's backward, and grad(t) += g.
+// ops_common.cpp: the switch over every op's backward, and grad(t) += g.
 void backward_node(const Node& n);
 void accumulate_grad(const Tensor& t, const Tensor& g);
 }  // namespace detail

@@ -1,6 +1,6 @@
 // The tape: a Wengert list of every op executed while grad mode is on, in execution order.
 //
-// Recording happens inside the op builders (ops.cpp): an op whose inputs require grad appends one
+// Recording happens inside the op builders (ops_*.cpp): an op whose inputs require grad appends one
 // Node holding its inputs, output and attributes. Tensor::backward() walks the nodes in reverse,
 // so there is no graph and no topological sort; a recurrent layer's time loop simply leaves T
 // steps of nodes behind and backpropagation through time is ordinary reverse-mode sweep.

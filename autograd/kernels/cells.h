@@ -1,5 +1,5 @@
 // Fused point-wise kernels of the recurrent cells, one batch row (H hidden units) per call.
-// The cell ops (ops.cpp) first compute the row's hidden product h_prev W_hh^T with the GEMM;
+// The cell ops (ops_cells.cpp) first compute the row's hidden product h_prev W_hh^T with the GEMM;
 // xp is the row's input projection. Both are G*H wide in PyTorch's gate order (LSTM i,f,g,o;
 // GRU r,z,n). Forward kernels save what backward needs in `act`; backward kernels store the
 // pre-activation gradients in `dg` / `dhp` (which the op multiplies by W_hh and h_prev) and

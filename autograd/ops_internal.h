@@ -1,0 +1,126 @@
+// What the op files (ops_*.cpp) share: dtype dispatch, argument checks, recording on the tape,
+// gradient buffers and broadcasting plans. Internal: not installed, not part of the API.
+//
+// Conventions: builders check arguments and throw; kernels never do. Backward functions (one per
+// op in ops.def, named <Op>_bwd) accumulate (+=) into the gradients of the inputs that need one.
+// Dimension legend: R rows (all leading axes flattened), M/N/K matmul extents, B batch,
+// I input features, O output features; an axis op views its tensor as (outer, n, inner).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <initializer_list>
+#include <span>
+#include <utility>
+
+#include "autograd/kernels/elementwise.h"
+#include "autograd/kernels/gemm.h"
+#include "autograd/kernels/parallel.h"
+#include "autograd/tape.h"
+#include "autograd/tensor.h"
+
+namespace seqgrad {
+
+namespace k = kernels;
+
+namespace detail {
+
+// Calls f(float{}) or f(double{}) by dtype: one body serves both precisions.
+template <class F>
+decltype(auto) by_dtype(DType d, F&& f) {
+  return d == DType::f32 ? f(float{}) : f(double{});
+}
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw());
+}
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? ptr<T>(t) : nullptr;
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_defined(const char* op, const Tensor& t, const char* what);
+
+// True when the op must be recorded; rejects inputs whose tape was already freed.
+bool recording(const char* op, std::initializer_list<const Tensor*> ins);
+// Records n on this thread's tape, marking which inputs want a gradient.
+void record(Node&& n);
+
+// The gradient buffer of t, created as zeros on first use.
+Tensor grad_of(const Tensor& t);
+// The gradient buffer of t and whether it was just created. A fresh one is uninitialised: the
+// caller's first contribution overwrites it (beta = 0, a copy), which saves a pass of zeros.
+std::pair<Tensor, bool> grad_slot(const Tensor& t);
+// grad(t) += contribution, summed over the axes where t was broadcast to contribution's shape.
+void accumulate(const Tensor& t, const Tensor& contribution);
+
+// Broadcasting: shapes collapsed into (outer rows) x (inner run) with per-operand strides.
+struct Broadcast {
+  int rank = 0;  // collapsed rank; the last axis is the inner run
+  std::array<int64_t, Shape::kMaxRank> size{};
+  std::array<std::array<int64_t, Shape::kMaxRank>, 3> stride{};  // out, a, b (0: broadcast)
+
+  int64_t inner() const { return rank ? size[rank - 1] : 1; }
+  int64_t rows() const {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < rank; ++i) r *= size[i];
+    return r;
+  }
+  // Element offsets of row `row` in each operand.
+  std::array<int64_t, 3> offsets(int64_t row) const {
+    std::array<int64_t, 3> off{};
+    for (int i = rank - 2; i >= 0; --i) {
+      int64_t idx = row % size[i];
+      row /= size[i];
+      for (int o = 0; o < 3; ++o) off[o] += idx * stride[o][i];
+    }
+    return off;
+  }
+};
+Broadcast plan_broadcast(const Shape& out, const Shape& a, const Shape& b);
+
+// Views t as (outer, n, inner) around `axis`.
+struct AxisView {
+  int64_t outer, n, inner;
+};
+inline AxisView axis_view(const Shape& s, int axis) {
+  int64_t outer = 1;
+  for (int i = 0; i < axis; ++i) outer *= s[i];
+  return {outer, s[axis], s.stride(axis)};
+}
+// Product of all extents but the last: the rows of a (..., C) tensor.
+inline int64_t leading(const Shape& s) {
+  int64_t r = 1;
+  for (int i = 0; i + 1 < s.rank(); ++i) r *= s[i];
+  return r;
+}
+
+// db (O) += column sums of g (R,O). Columns are split among threads, rows are added in order,
+// so the sum is the same for any thread count.
+template <class T>
+void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
+  if (O < 16) {  // narrower than a vector (a Linear(H, 1) head): plain loops beat R kernel calls
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < O; ++c) db[c] += g[r * O + c];
+    return;
+  }
+  constexpr int64_t kCols = 256;
+  int64_t blocks = (O + kCols - 1) / kCols;
+  k::parallel_for(blocks, blocks > 1 && R * O >= (1 << 16), [&](int64_t c) {
+    int64_t c0 = c * kCols, w = std::min(O, c0 + kCols) - c0;
+    for (int64_t r = 0; r < R; ++r) k::axpy(db + c0, T(1), g + r * O + c0, w);
+  });
+}
+
+// Class indices checked against [0, limit), stored as float64 values in Node::saved (exact up to 2^53).
+Tensor index_tensor(const char* op, std::span<const int64_t> idx, int64_t limit);
+
+// Every op's backward, defined next to its builder in ops_<family>.cpp.
+#define SEQGRAD_OP(name, str, n_in) void name##_bwd(const Node& n);
+#include "autograd/ops.def"
+#undef SEQGRAD_OP
+
+}  // namespace detail
+}  // namespace seqgrad
