@@ -5,10 +5,13 @@
 //   BM_train/<cell>/<H>      one training step: input 64, batch 64, 100 steps, 1 layer, Linear(H, 1)
 //                            head on every step, MSE loss, forward + backward + Adam update
 //   BM_infer/<cell>/<H>      the forward pass alone, under NoGradGuard
+//   cell 3 is examples/peephole_lstm.h, a custom cell written from public ops (H=256 only): the
+//   speed of the generic path that users' own cells take, next to the fused LSTM (cell 1)
 // Counters: seqs*steps per second. Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
 #include "autograd/seqgrad.h"
+#include "examples/peephole_lstm.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
 
@@ -17,7 +20,7 @@ using namespace seqgrad;
 namespace {
 
 constexpr int64_t kBatch = 64, kSteps = 100, kInput = 64;
-const char* kCells[] = {"rnn", "lstm", "gru"};
+const char* kCells[] = {"rnn", "lstm", "gru", "peephole"};
 
 // A recurrent layer of the given kind behind one forward signature.
 struct Model {
@@ -25,15 +28,20 @@ struct Model {
     if (cell == 0) rnn = std::make_shared<RNN>(RNNOptions{.input_size = kInput, .hidden_size = hidden});
     if (cell == 1) lstm = std::make_shared<LSTM>(LSTMOptions{.input_size = kInput, .hidden_size = hidden});
     if (cell == 2) gru = std::make_shared<GRU>(GRUOptions{.input_size = kInput, .hidden_size = hidden});
+    if (cell == 3) peephole = std::make_shared<examples::PeepholeLSTM>(kInput, hidden);
     head = std::make_shared<Linear>(LinearOptions{.in_features = hidden, .out_features = 1});
   }
   Tensor forward(const Tensor& x) {
     if (rnn) return rnn->forward(x).output;
     if (lstm) return lstm->forward(x).output;
+    if (peephole) return peephole->forward(x);
     return gru->forward(x).output;
   }
   std::vector<Tensor> parameters() const {
-    Module* m = rnn ? static_cast<Module*>(rnn.get()) : lstm ? static_cast<Module*>(lstm.get()) : gru.get();
+    Module* m = rnn ? static_cast<Module*>(rnn.get())
+                : lstm ? static_cast<Module*>(lstm.get())
+                : peephole ? static_cast<Module*>(peephole.get())
+                : gru.get();
     auto p = m->parameters();
     for (auto& q : head->parameters()) p.push_back(q);
     return p;
@@ -41,6 +49,7 @@ struct Model {
   std::shared_ptr<RNN> rnn;
   std::shared_ptr<LSTM> lstm;
   std::shared_ptr<GRU> gru;
+  std::shared_ptr<examples::PeepholeLSTM> peephole;
   std::shared_ptr<Linear> head;
 };
 
@@ -95,6 +104,7 @@ void cells_and_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"cell", "hidden"});
   for (int64_t h : {256, 512})
     for (int64_t c = 0; c < 3; ++c) b->Args({c, h});
+  b->Args({3, 256});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 

@@ -42,7 +42,11 @@ WORKLOADS = [  # (name, kind, cell, hidden)
     ("RNN forward H=512", "infer", "rnn", 512),
     ("LSTM forward H=512", "infer", "lstm", 512),
     ("GRU forward H=512", "infer", "gru", 512),
+    # A custom cell from ordinary ops (examples/peephole_lstm.h; PeepholeLSTM below in eager PyTorch).
+    ("peephole train step H=256", "train", "peephole", 256),
+    ("peephole forward H=256", "infer", "peephole", 256),
 ]
+CELLS = ["rnn", "lstm", "gru", "peephole"]
 BATCH, STEPS, INPUT = 64, 100, 64
 
 
@@ -50,15 +54,47 @@ def bench_name(kind, cell, hidden):
     """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
         return "BM_tutorial/real_time"
-    return f"BM_{kind}/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/real_time"
+    return f"BM_{kind}/cell:{CELLS.index(cell)}/hidden:{hidden}/real_time"
 
 
 # ---------------------------------------------------------------- PyTorch side (child process)
+def peephole_lstm_class(torch):
+    """examples/peephole_lstm.h as an eager PyTorch module: the same ops in the same order."""
+    class PeepholeLSTM(torch.nn.Module):
+        def __init__(self, input_size, hidden_size, batch_first=True):
+            super().__init__()
+            k = hidden_size ** -0.5
+            self.hidden = hidden_size
+            self.weight_ih = torch.nn.Parameter(torch.empty(4 * hidden_size, input_size).uniform_(-k, k))
+            self.weight_hh = torch.nn.Parameter(torch.empty(4 * hidden_size, hidden_size).uniform_(-k, k))
+            self.bias = torch.nn.Parameter(torch.empty(4 * hidden_size).uniform_(-k, k))
+            self.peephole = torch.nn.Parameter(torch.empty(3, hidden_size).uniform_(-k, k))
+
+        def forward(self, x):
+            H = self.hidden
+            xw = torch.nn.functional.linear(x, self.weight_ih, self.bias)
+            h = x.new_zeros(x.shape[0], H)
+            c = x.new_zeros(x.shape[0], H)
+            hs = []
+            for t in range(x.shape[1]):
+                gates = xw[:, t] + torch.nn.functional.linear(h, self.weight_hh)
+                i = torch.sigmoid(gates[:, :H] + self.peephole[0] * c)
+                f = torch.sigmoid(gates[:, H:2 * H] + self.peephole[1] * c)
+                g = torch.tanh(gates[:, 2 * H:3 * H])
+                c = f * c + i * g
+                o = torch.sigmoid(gates[:, 3 * H:] + self.peephole[2] * c)
+                h = o * torch.tanh(c)
+                hs.append(h)
+            return torch.stack(hs, 1), None
+    return PeepholeLSTM
+
+
 def torch_worker(threads, names, repeats):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cells = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+    cells = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
+             "peephole": peephole_lstm_class(torch)}
     results = {}
 
     def best_of(fn, reps):
