@@ -7,8 +7,13 @@
 //   BM_infer/<cell>/<H>      the forward pass alone, under NoGradGuard
 //   cell 3 is examples/peephole_lstm.h, a custom cell written from public ops (H=256 only): the
 //   speed of the generic path that users' own cells take, next to the fused LSTM (cell 1)
-// Counters: seqs*steps per second. Threads: OMP_NUM_THREADS.
+//   BM_fma_peak              the machine's float32 FMA bound: independent fused multiply-adds on
+//                            the widest vectors, on every OpenMP thread; the yardstick of the
+//                            GFLOP/s column compare_pytorch.py prints
+// Counters: seqs*steps per second (FLOP/s for the peak). Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <omp.h>
 
 #include "autograd/seqgrad.h"
 #include "examples/peephole_lstm.h"
@@ -100,6 +105,32 @@ void BM_tutorial(benchmark::State& s) {
   s.counters["updates/s"] = benchmark::Counter(50, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// 12 independent accumulators per thread: more than the FMA latency times the FMA ports, so the loop
+// is bound by FMA throughput alone. Returns the FLOPs done (2 per lane per FMA). One function per
+// instruction set, since target attributes do not reach into templates or lambdas.
+#define SEQGRAD_FMA_LOOP(V, set1, fmadd, lanes)                        \
+  V acc[12], m = set1(0.999f);                                         \
+  for (auto& a : acc) a = m;                                           \
+  for (int64_t i = 0; i < iters; ++i)                                  \
+    for (auto& a : acc) a = fmadd(a, m, m);                            \
+  for (int k = 1; k < 12; ++k) acc[0] = fmadd(acc[0], m, acc[k]);      \
+  benchmark::DoNotOptimize(acc[0]);                                    \
+  return 2.0 * (lanes) * 12.0 * double(iters)
+
+__attribute__((target("avx512f"))) double fma_avx512(int64_t iters) { SEQGRAD_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16); }
+__attribute__((target("avx2,fma"))) double fma_avx2(int64_t iters) { SEQGRAD_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8); }
+
+void BM_fma_peak(benchmark::State& s) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  double flops = 0;
+  for (auto _ : s) {
+#pragma omp parallel reduction(+ : flops)
+    flops += avx512 ? fma_avx512(1 << 20) : fma_avx2(1 << 20);
+  }
+  s.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate);
+  s.SetLabel(fmt::format("{} x {} thread(s)", avx512 ? "avx512f" : "avx2+fma", omp_get_max_threads()));
+}
+
 void cells_and_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"cell", "hidden"});
   for (int64_t h : {256, 512})
@@ -110,6 +141,7 @@ void cells_and_sizes(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
+BENCHMARK(BM_fma_peak)->UseRealTime();
 BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train)->Apply(cells_and_sizes);
 BENCHMARK(BM_infer)->Apply(cells_and_sizes);

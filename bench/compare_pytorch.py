@@ -50,6 +50,23 @@ CELLS = ["rnn", "lstm", "gru", "peephole"]
 BATCH, STEPS, INPUT = 64, 100, 64
 
 
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "peephole": 4}
+
+
+def workload_flops(kind, cell, hidden):
+    """The matrix products' FLOPs of a workload (element-wise work is left out: it is a few percent).
+
+    Forward: x W_ih^T over all steps, 2*B*T*G*H*I, and h W_hh^T per step, 2*B*T*G*H*H (G gates).
+    Training adds the backward's products: dW_ih (x needs no gradient), and dW_hh and dh for the
+    recurrence, so 2x the first and 3x the second. The Linear(H, 1) head is negligible."""
+    if kind == "tutorial":
+        return None
+    g = GATES[cell]
+    x_part = 2.0 * BATCH * STEPS * g * hidden * INPUT
+    h_part = 2.0 * BATCH * STEPS * g * hidden * hidden
+    return x_part + h_part if kind == "infer" else 2 * x_part + 3 * h_part
+
+
 def bench_name(kind, cell, hidden):
     """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
@@ -150,10 +167,11 @@ def torch_worker(threads, names, repeats):
 
 
 # ---------------------------------------------------------------- seqgrad and libtorch sides
-def run_gbench(binary, threads, names, repeats, env):
-    """Best-of-repeats seconds per workload from bench_compare or libtorch_compare."""
+def run_gbench(binary, threads, names, repeats, env, peak=False):
+    """Best-of-repeats seconds per workload from bench_compare or libtorch_compare; with peak, also
+    the best FMA peak FLOP/s under the key "peak"."""
     env = dict(env, OMP_NUM_THREADS=str(threads))
-    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
+    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names] + (["BM_fma_peak"] if peak else [])
     filt = "^(" + "|".join(w.removesuffix("/real_time") for w in wanted) + ")(/real_time)?$"
     out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
@@ -165,8 +183,14 @@ def run_gbench(binary, threads, names, repeats, env):
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
         t = b["real_time"] * scale
         key = b["run_name"]
+        if key.startswith("BM_fma_peak"):
+            times["peak"] = max(times.get("peak", 0), b["FLOP/s"])
+            continue
         times[key] = min(times.get(key, t), t)
-    return {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
+    out = {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
+    if "peak" in times:
+        out["peak"] = times["peak"]
+    return out
 
 
 def main():
@@ -202,7 +226,7 @@ def main():
     torch_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     ours, theirs, lt = {}, {}, {}
     for threads in (1, 2):  # interleaved: seqgrad, PyTorch, libtorch, at each thread count
-        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ)
+        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ, peak=True)
         out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
                               "--torch-worker", str(threads), json.dumps(names)],
                              env=torch_env, check=True, capture_output=True, text=True).stdout
@@ -211,8 +235,11 @@ def main():
             lt[threads] = run_gbench(args.libtorch, threads, names, args.repeats, torch_env)
 
     print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
-          f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.\n")
-    header = f"| {'workload':<24} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} | {'speed-up 2T':>11} |"
+          f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.")
+    print(f"FMA peak measured in this run: {ours[1]['peak'] / 1e9:.0f} GFLOP/s on 1 thread, "
+          f"{ours[2]['peak'] / 1e9:.0f} GFLOP/s on 2; GFLOP counts the matrix products only.\n")
+    header = (f"| {'workload':<26} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} |"
+              f" {'speed-up 2T':>11} | {'GFLOP':>6} | {'GFLOP/s 1T (peak)':>17} | {'GFLOP/s 2T (peak)':>17} |")
     if have_libtorch:
         header += f" {'libtorch best':>16} | {'seqgrad/libtorch speed-up 1T':>28} | {'seqgrad/libtorch speed-up 2T':>28} |"
     print(header)
@@ -223,8 +250,10 @@ def main():
         t1, t2 = ours[1][n], ours[2][n]
         pt = min(theirs[1][n], theirs[2][n])
         pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
-        row = (f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
-               f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
+        flops = next(workload_flops(k, c, h) for w, k, c, h in WORKLOADS if w == n)
+        rate = lambda t, th: (f"{flops / t / 1e9:>7.1f} ({flops / t / ours[th]['peak']:>5.1%})" if flops else "")
+        row = (f"| {n:<26} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+               f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x | {flops / 1e9 if flops else 0:>6.2f} | {rate(t1, 1):>17} | {rate(t2, 2):>17} |")
         if have_libtorch and n in lt[1] and n in lt[2]:
             lbest = min(lt[1][n], lt[2][n])
             l_threads = 1 if lt[1][n] <= lt[2][n] else 2
