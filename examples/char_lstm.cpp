@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <seqgrad/version.h>
 
 #include "autograd/seqgrad.h"
 #include "io/checkpoint.h"
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", hidden, "LSTM hidden units")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--checkpoint", checkpoint, "Training checkpoint written after every epoch")->capture_default_str();
   app.add_flag("--resume", resume, "Continue from --checkpoint");
+  app.set_version_flag("--version", "char_lstm (seqgrad " SEQGRAD_VERSION_STRING ")");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -15,6 +15,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <seqgrad/version.h>
+
 #include "autograd/seqgrad.h"
 #include "autograd/kernels/arch.h"
 #include "examples/trainer.h"
@@ -83,9 +85,10 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--init", c.init, "Start from these parameters (safetensors, by name)")->check(CLI::ExistingFile);
   app.add_option("--save", c.save, "Write the trained parameters to FILE.safetensors");
+  app.set_version_flag("--version", "seed_trace (seqgrad " SEQGRAD_VERSION_STRING ")");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "seed_trace: {} (see --help)\n", e.what());
