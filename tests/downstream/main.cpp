@@ -1,6 +1,8 @@
 // A program outside seqgrad, built against it the ways users do (scripts/check-install.sh): it
 // trains a small LSTM a few steps, saves and reloads it, and exits non-zero unless the loss fell
 // and the reloaded model computes the same output.
+#include <filesystem>
+
 #include <seqgrad/seqgrad.h>
 
 using namespace seqgrad;
@@ -27,9 +29,11 @@ int main() {
     opt.zero_grad();
     (step == 0 ? first : last) = loss.item();
   }
-  io::save(model, "downstream.safetensors");
+  const auto path = std::filesystem::temp_directory_path() / "seqgrad_downstream.safetensors";
+  io::save(model, path);
   Delay reloaded;
-  io::load(reloaded, "downstream.safetensors");
+  io::load(reloaded, path);
+  std::filesystem::remove(path);
   NoGradGuard no_grad;
   bool same = allclose(reloaded.forward(x), model.forward(x), 0, 0);
   fmt::print("seqgrad {}: loss {:.4f} -> {:.4f}, reloaded model {}\n", SEQGRAD_VERSION_STRING, first, last,
