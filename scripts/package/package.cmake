@@ -46,7 +46,7 @@ install(TARGETS seqgrad EXPORT seqgradTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-# Public headers only: the kernels, the ops' shared internals and the optimizers' update loops are
+# Public headers only: the kernels, the ops' and dist's internals and the optimizers' update loops are
 # not part of the API (and the kernels would pull xsimd into users' builds).
 set(seqgrad_header_dirs autograd layers optim io)
 if(SEQGRAD_PACKAGE_WITH_MPI)
@@ -55,7 +55,7 @@ endif()
 foreach(dir IN LISTS seqgrad_header_dirs)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/seqgrad/${dir}
           FILES_MATCHING PATTERN "*.h" PATTERN "*.def"
-          PATTERN "kernels" EXCLUDE PATTERN "ops_internal.h" EXCLUDE PATTERN "update.h" EXCLUDE)
+          PATTERN "kernels" EXCLUDE PATTERN "*internal.h" EXCLUDE PATTERN "update.h" EXCLUDE)
 endforeach()
 install(FILES ${SEQGRAD_GENERATED_INCLUDE}/seqgrad/seqgrad.h ${SEQGRAD_GENERATED_INCLUDE}/seqgrad/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/seqgrad)
