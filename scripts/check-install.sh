@@ -44,8 +44,10 @@ run $out/pc
 step "a plain compiler line"
 mkdir -p $out/plain
 p=$tmp/prefix
+libs=(-lseqgrad -lfmt)
+grep -q "SEQGRAD_WITH_MPI 1" "$p/include/seqgrad/version.h" && libs+=(-lmpi)  # dist/ is in the library
 g++ -std=c++20 -O2 -fopenmp -I"$p/include" -I"$p/include/seqgrad" tests/downstream/main.cpp -o $out/plain/downstream \
-  -L"$p/lib" -lseqgrad -lfmt
+  -L"$p/lib" "${libs[@]}"
 run $out/plain
 
 step "add_subdirectory(seqgrad)"
