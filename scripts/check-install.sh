@@ -56,6 +56,7 @@ cmake --build $out/sub -j "$(nproc)"
 run $out/sub
 
 step "cpack -G DEB, then the package unpacked into a scratch root"
+rm -f $out/pkg/seqgrad/*.deb  # one package: a version bump leaves none behind
 (cd $out/pkg/seqgrad && cpack -G DEB >/dev/null)
 deb=$(ls $out/pkg/seqgrad/libseqgrad-dev_*.deb)
 dpkg-deb --field "$deb" Package Version Depends
