@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <seqgrad/version.h>
 
 #include "autograd/seqgrad.h"
 #include "io/checkpoint.h"
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   int64_t hidden = 128, steps = 32, batch = 16;
   bool resume = false;
   CLI::App app{"Trains a character-level LSTM language model on a text and samples from it."};
+  app.set_version_flag("--version", "char_lstm (seqgrad " SEQGRAD_VERSION_STRING ")");
   app.add_option("--text", path, "Training text")->check(CLI::ExistingFile)->capture_default_str();
   app.add_option("--epochs", epochs, "Epochs (total, counting resumed ones)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--hidden", hidden, "LSTM hidden units")->check(CLI::Range(1, 4096))->capture_default_str();

@@ -1,12 +1,23 @@
 // The smallest end-to-end use of the engine: fit y = tanh(x W + b) to data made by a hidden
 // "teacher" (W*, b*) with plain gradient descent, printing the loss as it falls.
+#include <string_view>
+
 #include <fmt/core.h>
+#include <seqgrad/version.h>
 
 #include "autograd/seqgrad.h"
 
 using namespace seqgrad;
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    fmt::print("fit_tanh (seqgrad {})\n", SEQGRAD_VERSION_STRING);
+    return 0;
+  }
+  if (argc > 1) {
+    fmt::print(stderr, "usage: fit_tanh [--version]\n");
+    return 2;
+  }
   Generator gen(0);
   Tensor x = uniform({256, 5}, -1, 1, gen);
   Tensor w_true = uniform({5, 3}, -1, 1, gen), b_true = uniform({3}, -0.5, 0.5, gen);

@@ -15,6 +15,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <seqgrad/version.h>
+
 #include "autograd/seqgrad.h"
 #include "autograd/kernels/arch.h"
 #include "examples/trainer.h"
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Trains an RNN on the tutorial's delayed-memory task (or on --data) and prints the per-epoch trace.\n"
       "Generated task: 100 sequences x 10 steps x 5 features; label at step t = feature 0 at step t-2 > 0."};
+  app.set_version_flag("--version", "seed_trace (seqgrad " SEQGRAD_VERSION_STRING ")");
   app.add_option("--epochs", c.epochs, "Epochs to train")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--seed", c.seed, "Seed of the data, the initial weights and the shuffling")->capture_default_str();
   app.add_option("--hidden", c.hidden, "Hidden units")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -85,7 +88,7 @@ int main(int argc, char** argv) {
   app.add_option("--save", c.save, "Write the trained parameters to FILE.safetensors");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "seed_trace: {} (see --help)\n", e.what());
