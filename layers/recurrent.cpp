@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/debug.h"
 #include "autograd/ops.h"
 #include "layers/dropout.h"
 
@@ -136,15 +137,18 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
     }
   }
 
+  Scope module(scope_name(name));
   const int D = cfg_.bidirectional ? 2 : 1;
   const Tensor zero_state = zeros({B, H}, x.dtype());
   std::vector<Tensor> h_n, c_n;
   Tensor input = x;
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    Scope layer("layer", l);
     if (l > 0) input = dropout(input, cfg_.dropout, *dropout_gen_, is_training());
     std::vector<Tensor> dir_out;
     for (int d = 0; d < D; ++d) {
       int i = int(l * D + d);
+      Scope reverse(d ? "reverse" : "");
       Tensor proj = input_projection(cfg_.kind, input, w_ih_[i], b_ih_[i], b_hh_[i]);  // (B, T, G*H) or (T, B, G*H)
       const PackedWeight w_hh(w_hh_[i]);
       LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
@@ -157,6 +161,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
+        Scope step("step", t, true);
         const Tensor out_t = !states.defined()    ? Tensor()
                              : cfg_.batch_first ? detail::row_view(states, t * H, {B, H}, T * H)
                                                 : detail::row_view(states, t * B * H, {B, H}, H);
@@ -209,6 +214,7 @@ LSTMState CellBase::step(const Tensor& x, const LSTMState& s) const {
                                             x.dtype(), w_ih_.dtype()));
   const int64_t B = x.size(0);
   LSTMState state{state_or_zeros(s.h, "h", B), kind_ == CellKind::lstm ? state_or_zeros(s.c, "c", B) : Tensor()};
+  Scope scope(scope_name(name_));
   return cell_step(kind_, input_projection(kind_, x, w_ih_, b_ih_, b_hh_), 1, 0, state, w_hh_, b_hh_);
 }
 
