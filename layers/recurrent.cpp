@@ -1,6 +1,9 @@
 #include "layers/recurrent.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -8,9 +11,24 @@
 
 #include "autograd/debug.h"
 #include "autograd/ops.h"
+#include "autograd/tape.h"
 #include "layers/dropout.h"
 
 namespace seqgrad {
+
+namespace {
+std::atomic<int64_t> g_activation_limit{0};
+}
+
+void set_activation_memory_limit(int64_t bytes) {
+  if (bytes < 0) throw std::invalid_argument(fmt::format("set_activation_memory_limit: {} bytes is negative", bytes));
+  g_activation_limit = bytes;
+}
+
+int64_t activation_memory_limit() {
+  if (int64_t limit = g_activation_limit) return limit;
+  return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+}
 
 Tensor detach_state(const Tensor& h) { return h.defined() ? h.detach() : h; }
 LSTMState detach_state(const LSTMState& s) { return {detach_state(s.h), detach_state(s.c)}; }
@@ -92,6 +110,36 @@ void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch
         fmt::format("{}: {} is {} but the parameters are {}", cfg_.name, what, s.dtype(), w_ih_[0].dtype()));
 }
 
+// Elements kept per step and sequence, per layer and direction: the projection (G*H, which the
+// cells overwrite with their activations), the output state (H), the LSTM's c (H) or the GRU's
+// hp_n (H); per layer, the directions' concat (D*H) and in training the dropout mask and output.
+// Masked steps (lengths) add about six (B, H) tensors each.
+void RecurrentBase::check_activation_memory(const Tensor& x, int64_t B, int64_t T,
+                                            std::span<const int64_t> lengths) const {
+  bool records = grad_mode_enabled() && x.requires_grad();
+  for (const Tensor& p : parameters()) records = records || (grad_mode_enabled() && p.requires_grad());
+  if (!records) return;
+  int64_t masked_steps = 0;
+  if (!lengths.empty()) {
+    auto [lo, hi] = std::minmax_element(lengths.begin(), lengths.end());
+    masked_steps = std::max<int64_t>(0, *hi - *lo);
+  }
+  const int64_t G = gate_count(cfg_.kind), H = cfg_.hidden_size, D = cfg_.bidirectional ? 2 : 1;
+  const int64_t per_dir = G * H + H + (G > 1 ? H : 0);
+  const int64_t per_layer = D * per_dir + (D > 1 ? D * H : 0) + (is_training() && cfg_.dropout > 0 ? 2 * D * H : 0);
+  const double bytes =
+      double(dtype_size(x.dtype())) * B * (double(T) * per_layer + 6.0 * H * D * masked_steps) * cfg_.num_layers;
+  const int64_t limit = activation_memory_limit();
+  if (bytes > double(limit))
+    throw std::length_error(fmt::format(
+        "{}: the activations kept for backward would take about {:.1f} MiB ({} layer(s) x {} steps x batch {} x {} "
+        "values per step, {}) for input {}, above the limit of {:.1f} MiB "
+        "(set_activation_memory_limit; default: physical memory); shorten the sequence (truncated BPTT with "
+        "detach_state), reduce the batch, or run without grad (NoGradGuard)",
+        cfg_.name, bytes / (1 << 20), cfg_.num_layers, T, B, per_layer, x.dtype(), x.shape(),
+        double(limit) / (1 << 20)));
+}
+
 LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths) {
   const char* name = cfg_.name;
   if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name));
@@ -114,6 +162,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
   check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
   if (is_lstm) check_state(c0, "c0", B);
 
+  check_activation_memory(x, B, T, lengths);
   // Masks for the steps where some sequences have ended: m = [t < length], keep = 1 - m.
   // Steps before min(lengths) need none; steps from max(lengths) on are skipped entirely.
   int64_t max_len = T, min_len = T;
