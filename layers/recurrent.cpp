@@ -116,9 +116,10 @@ void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch
 // Masked steps (lengths) add about six (B, H) tensors each.
 void RecurrentBase::check_activation_memory(const Tensor& x, int64_t B, int64_t T,
                                             std::span<const int64_t> lengths) const {
-  bool records = grad_mode_enabled() && x.requires_grad();
-  for (const Tensor& p : parameters()) records = records || (grad_mode_enabled() && p.requires_grad());
-  if (!records) return;
+  bool records = x.requires_grad();
+  for (auto* ps : {&w_ih_, &w_hh_, &b_ih_, &b_hh_})
+    for (const Tensor& p : *ps) records = records || (p.defined() && p.requires_grad());
+  if (!records || !grad_mode_enabled()) return;
   int64_t masked_steps = 0;
   if (!lengths.empty()) {
     auto [lo, hi] = std::minmax_element(lengths.begin(), lengths.end());
