@@ -380,3 +380,83 @@ TEST_CASE("resuming from a checkpoint continues a run bit-identically to an unin
   forgetful.train(3, 6);
   CHECK_FALSE(same_bits(forgetful.model.head->weight(), straight.model.head->weight()));
 }
+
+namespace {
+// Trains until the end of epoch `to` from where `st` is (epoch, step). When `stop_at` (batches
+// since the run began) comes first, saves a checkpoint right after that batch and returns false.
+bool train_from(Run& r, TrainingState& st, int64_t to, int64_t stop_at, const std::filesystem::path& ckpt) {
+  for (int64_t epoch = st.epoch; epoch < to; ++epoch) {
+    for (const Batch& b : r.loader.epoch()) {
+      r.opt.zero_grad();
+      auto out = r.model.lstm->forward(b.x, {}, b.lengths);
+      masked_mse_loss(r.model.head->forward(out.output), b.y, b.lengths).backward();
+      optim::clip_grad_norm(r.model.parameters(), 0.5);
+      r.opt.step();
+      st.step = r.loader.state().position;
+      if (epoch * int64_t(r.loader.size()) + st.step == stop_at) {
+        save_checkpoint(ckpt, r.model, st);
+        return false;
+      }
+    }
+    r.sched.step();
+    st.epoch = epoch + 1;
+    st.step = 0;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("resuming from a mid-epoch checkpoint, at any batch, is bit-identical to an uninterrupted run", "[io]") {
+  TempDir dir;
+  SequenceDataset data = make_dataset();  // 13 sequences, batches of 4: 4 batches per epoch
+  Run straight(data);
+  TrainingState st0 = straight.state();
+  st0.loader = &straight.loader;
+  REQUIRE(train_from(straight, st0, 4, -1, {}));
+
+  for (int64_t stop_at : {1, 2, 4, 5, 7, 10, 15}) {
+    INFO("interrupted after batch " << stop_at << " of 16");
+    const auto ckpt = dir / fmt::format("ckpt{}.safetensors", stop_at);
+    {
+      Run first(data);
+      TrainingState st = first.state();
+      st.loader = &first.loader;
+      REQUIRE_FALSE(train_from(first, st, 4, stop_at, ckpt));
+    }
+    Run resumed(data);
+    TrainingState st = resumed.state();
+    st.loader = &resumed.loader;
+    load_checkpoint(ckpt, resumed.model, st);
+    CHECK(st.epoch == (stop_at - 1) / 4);  // after an epoch's last batch: step 4, its end not yet done
+    CHECK(st.step == (stop_at - 1) % 4 + 1);
+    REQUIRE(train_from(resumed, st, 4, -1, {}));
+    check_same_parameters(straight.model, resumed.model);
+    auto sa = straight.opt.state(), sb = resumed.opt.state();
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(same_bits(sa[i].second, sb[i].second));
+    CHECK(straight.loader.generator().state() == resumed.loader.generator().state());
+  }
+}
+
+TEST_CASE("a mid-epoch checkpoint names the file and the problem when it does not fit the loader", "[io]") {
+  TempDir dir;
+  SequenceDataset data = make_dataset();
+  Run first(data);
+  TrainingState st = first.state();
+  st.loader = &first.loader;
+  REQUIRE_FALSE(train_from(first, st, 2, 3, dir / "c.safetensors"));
+  SequenceDataset small({"a", "b"}, {"y"});
+  for (int i = 0; i < 4; ++i) small.add({std::to_string(i), zeros({2, 2}), zeros({2, 1})});
+  Run other(small);  // one batch per epoch
+  TrainingState o = other.state();
+  o.loader = &other.loader;
+  CHECK_THROWS_WITH(load_checkpoint(dir / "c.safetensors", other.model, o),
+                    (dir / "c.safetensors").string() +
+                        ": __metadata__ step 3 is past the 1 batches of the loader's epoch (another dataset or batch "
+                        "size?)");
+  Run plain(data);  // saved without a loader: asking for one says what is missing
+  TrainingState p = plain.state();
+  save_checkpoint(dir / "d.safetensors", plain.model, p);
+  p.loader = &plain.loader;
+  CHECK_THROWS_WITH(load_checkpoint(dir / "d.safetensors", plain.model, p),
+                    Catch::Contains("d.safetensors: __metadata__ has no 'loader.rng' (a DataLoader is listed in TrainingState)"));
+}
