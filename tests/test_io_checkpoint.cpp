@@ -3,9 +3,14 @@
 // bit-identically.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 
 #include "autograd/seqgrad.h"
+#include "fuzz/checkpoint_fixture.h"
 #include "io/checkpoint.h"
 #include "io/dataloader.h"
 #include "layers/layers.h"
@@ -459,4 +464,79 @@ TEST_CASE("a mid-epoch checkpoint names the file and the problem when it does no
   p.loader = &plain.loader;
   CHECK_THROWS_WITH(load_checkpoint(dir / "d.safetensors", plain.model, p),
                     Catch::Contains("d.safetensors: __metadata__ has no 'loader.rng' (a DataLoader is listed in TrainingState)"));
+}
+
+// The seed corpus of fuzz_checkpoint: every file loads into the fuzzer's fixture. To rewrite them
+// after changing the fixture: SEQGRAD_WRITE_FUZZ_SEEDS=fuzz/corpus/checkpoint build/tests/seqgrad_tests "[fuzzseeds]"
+TEST_CASE("fuzz_checkpoint's seed corpus loads into its fixture", "[io][fuzzseeds]") {
+  const std::filesystem::path dir = std::filesystem::path(SEQGRAD_SOURCE_DIR) / "fuzz/corpus/checkpoint";
+  if (const char* out = std::getenv("SEQGRAD_WRITE_FUZZ_SEEDS"))
+    for (int64_t batches : {1, 3, 4}) {
+      fuzz::CheckpointFixture f;
+      TrainingState st = f.train(batches);
+      st.user["note"] = "seed";
+      save_checkpoint(std::filesystem::path(out) / fmt::format("after_{}_batches.safetensors", batches), f.model, st);
+    }
+  int seeds = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    INFO(e.path());
+    fuzz::CheckpointFixture f;
+    TrainingState st = f.state();
+    CHECK_NOTHROW(load_checkpoint(e.path(), f.model, st));
+    CHECK(st.epoch == 1);
+    ++seeds;
+  }
+  CHECK(seeds >= 3);
+}
+
+TEST_CASE("every checkpoint rejection names the file and what is wrong", "[io]") {
+  TempDir dir;
+  fuzz::CheckpointFixture good;
+  TrainingState gst = good.train(1);
+  const auto valid = dir / "valid.safetensors";
+  save_checkpoint(valid, good.model, gst);
+  TensorFile file = load_safetensors(valid);
+  // One corruption per row: what to change, and the words the message must hold after the path.
+  struct Bad {
+    std::function<void(TensorFile&)> change;
+    std::string says;
+  };
+  std::vector<Bad> cases = {
+      {[](TensorFile& f) { f.metadata["format"] = "pt"; }, "not a seqgrad training checkpoint"},
+      {[](TensorFile& f) { f.metadata["checkpoint_version"] = "9"; }, "checkpoint_version '9'"},
+      {[](TensorFile& f) { f.metadata["epoch"] = "-1"; }, "__metadata__ epoch '-1' is not a count"},
+      {[](TensorFile& f) { f.metadata["step"] = "x"; }, "__metadata__ step 'x' is not a count"},
+      {[](TensorFile& f) { f.metadata["step"] = "99"; }, "step 99 is past the 4 batches"},
+      {[](TensorFile& f) { f.metadata.erase("loader.epoch_rng"); }, "no 'loader.epoch_rng'"},
+      {[](TensorFile& f) { f.metadata["rng.extra"] = "12"; }, "rng.extra: generator state '12'"},
+      {[](TensorFile& f) { f.metadata["optim.name"] = "SGD"; }, "holds SGD state, but the optimizer is Adam"},
+      {[](TensorFile& f) { f.metadata["scheduler.last_epoch"] = "one"; }, "'scheduler.last_epoch' is 'one', not a number"},
+      {[](TensorFile& f) { f.tensors.erase(f.tensors.begin()); }, "1 missing: lstm.weight_ih_l0"},
+      {[](TensorFile& f) {  // found by fuzz_checkpoint: converting it to an integer was undefined
+         for (auto& [name, t] : f.tensors)
+           if (name == "optim.0.step") t = full({}, 2.6e233, DType::f64);
+       },
+       "'0.step' is 2.6e+233, not a step count"},
+      {[](TensorFile& f) { f.tensors[0].second = zeros({5}); }, "lstm.weight_ih_l0: expected (12, 2), got (5,)"},
+      {[](TensorFile& f) { f.metadata.erase("rng.model.lstm.dropout_generator"); }, "'rng.model.lstm.dropout_generator'"},
+  };
+  int i = 0;
+  for (auto& c : cases) {
+    TensorFile f = file;
+    c.change(f);
+    const auto path = dir / fmt::format("bad{}.safetensors", i++);
+    save_safetensors(path, f.tensors, f.metadata);
+    fuzz::CheckpointFixture fresh;
+    TrainingState st = fresh.state();
+    INFO(c.says);
+    CHECK_THROWS_WITH(load_checkpoint(path, fresh.model, st), Catch::StartsWith(path.string() + ": ") && Catch::Contains(c.says));
+  }
+  // Truncated: the safetensors layer names the file and the offset.
+  std::ifstream in(valid, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir / "cut.safetensors", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  fuzz::CheckpointFixture fresh;
+  TrainingState st = fresh.state();
+  CHECK_THROWS_WITH(load_checkpoint(dir / "cut.safetensors", fresh.model, st),
+                    Catch::StartsWith((dir / "cut.safetensors").string() + ": "));
 }
