@@ -10,121 +10,21 @@
 #include "autograd/debug.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/ops.h"
+#include "autograd/memory.h"
 #include "autograd/tape.h"
 
 namespace seqgrad {
 
+std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<TensorImpl>(detail::Recycler<TensorImpl>{}); }
+
 namespace {
-
-// Recycles tensor buffers by exact size (rounded to 64 bytes). A training step allocates the same
-// sizes every iteration, so from the second step on no buffer comes from malloc: that was the
-// largest cost of the small models' steps. Per thread, so no locking; a buffer freed on another
-// thread simply joins that thread's pool.
-class BufferPool {
- public:
-  static constexpr size_t kMaxCached = size_t(1) << 30;
-
-  ~BufferPool() {
-    release();
-    alive_ = false;
-  }
-  static bool alive() { return alive_; }
-
-  void* get(size_t bytes) {
-    auto it = free_.find(bytes);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      cached_ -= bytes;
-      return p;
-    }
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    return p;
-  }
-  void put(void* p, size_t bytes) {
-    if (cached_ + bytes > kMaxCached) return std::free(p);
-    free_[bytes].push_back(p);
-    cached_ += bytes;
-  }
-  void release() {
-    for (auto& [bytes, list] : free_)
-      for (void* p : list) std::free(p);
-    free_.clear();
-    cached_ = 0;
-  }
-
- private:
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_ = 0;
-  static thread_local bool alive_;
-};
-thread_local bool BufferPool::alive_ = true;
-thread_local BufferPool g_pool;
-
 size_t padded_size(size_t n) { return std::max<size_t>(64, (n + 63) / 64 * 64); }
-
-// Keeps freed blocks of one type per thread for reuse. Every op allocates a TensorImpl and a
-// Storage (each with its shared_ptr control block); after the first training step these come
-// from here, so a steady-state step makes no heap allocation for its tensors.
-template <class T>
-struct Recycler {
-  using value_type = T;
-  Recycler() = default;
-  template <class U>
-  Recycler(const Recycler<U>&) noexcept {}
-
-  T* allocate(size_t n) {
-    auto& blocks = list().blocks;
-    if (n == 1 && !blocks.empty()) {
-      void* p = blocks.back();
-      blocks.pop_back();
-      return static_cast<T*>(p);
-    }
-    return static_cast<T*>(::operator new(n * sizeof(T)));
-  }
-  void deallocate(T* p, size_t n) noexcept {
-    if (n == 1 && alive_) {
-      try {
-        list().blocks.push_back(p);
-        return;
-      } catch (...) {  // no room to remember it: give it back instead
-      }
-    }
-    ::operator delete(p);
-  }
-  friend bool operator==(const Recycler&, const Recycler&) { return true; }
-
- private:
-  struct FreeList {
-    std::vector<void*> blocks;
-    ~FreeList() {
-      for (void* p : blocks) ::operator delete(p);
-      alive_ = false;
-    }
-  };
-  static FreeList& list() {
-    thread_local FreeList fl;
-    return fl;
-  }
-  static thread_local bool alive_;  // trivially destructible: still readable after FreeList is gone
-};
-template <class T>
-thread_local bool Recycler<T>::alive_ = true;
-
 }  // namespace
 
-std::shared_ptr<TensorImpl> new_impl() { return std::allocate_shared<TensorImpl>(Recycler<TensorImpl>{}); }
+Storage::Storage(size_t n) : data(detail::buffer_get(padded_size(n))), bytes(n) {}
+Storage::~Storage() { detail::buffer_put(data, padded_size(bytes)); }
 
-Storage::Storage(size_t n) : data(g_pool.get(padded_size(n))), bytes(n) {}
-Storage::~Storage() {
-  if (BufferPool::alive())
-    g_pool.put(data, padded_size(bytes));
-  else
-    std::free(data);
-}
-
-void release_cached_memory() { g_pool.release(); }
+void release_cached_memory() { detail::buffer_release(); }
 
 // ---- Generator: xoshiro256** seeded through splitmix64, as its authors recommend.
 Generator::Generator(uint64_t seed) {
@@ -176,7 +76,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   if (detail::g_debug & detail::kProfile) [[unlikely]]
     detail::g_alloc_bytes += int64_t(bytes);
-  impl->storage = std::allocate_shared<Storage>(Recycler<Storage>{}, bytes);
+  impl->storage = std::allocate_shared<Storage>(detail::Recycler<Storage>{}, bytes);
   return Tensor(std::move(impl));
 }
 

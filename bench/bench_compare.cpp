@@ -5,10 +5,18 @@
 //   BM_train/<cell>/<H>      one training step: input 64, batch 64, 100 steps, 1 layer, Linear(H, 1)
 //                            head on every step, MSE loss, forward + backward + Adam update
 //   BM_infer/<cell>/<H>      the forward pass alone, under NoGradGuard
-// Counters: seqs*steps per second. Threads: OMP_NUM_THREADS.
+//   cell 3 is examples/peephole_lstm.h, a custom cell written from public ops (H=256 only): the
+//   speed of the generic path that users' own cells take, next to the fused LSTM (cell 1)
+//   BM_fma_peak              the machine's float32 FMA bound: independent fused multiply-adds on
+//                            the widest vectors, on every OpenMP thread; the yardstick of the
+//                            GFLOP/s column compare_pytorch.py prints
+// Counters: seqs*steps per second (FLOP/s for the peak). Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <omp.h>
 
 #include "autograd/seqgrad.h"
+#include "examples/peephole_lstm.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
 
@@ -17,7 +25,7 @@ using namespace seqgrad;
 namespace {
 
 constexpr int64_t kBatch = 64, kSteps = 100, kInput = 64;
-const char* kCells[] = {"rnn", "lstm", "gru"};
+const char* kCells[] = {"rnn", "lstm", "gru", "peephole"};
 
 // A recurrent layer of the given kind behind one forward signature.
 struct Model {
@@ -25,15 +33,20 @@ struct Model {
     if (cell == 0) rnn = std::make_shared<RNN>(RNNOptions{.input_size = kInput, .hidden_size = hidden});
     if (cell == 1) lstm = std::make_shared<LSTM>(LSTMOptions{.input_size = kInput, .hidden_size = hidden});
     if (cell == 2) gru = std::make_shared<GRU>(GRUOptions{.input_size = kInput, .hidden_size = hidden});
+    if (cell == 3) peephole = std::make_shared<examples::PeepholeLSTM>(kInput, hidden);
     head = std::make_shared<Linear>(LinearOptions{.in_features = hidden, .out_features = 1});
   }
   Tensor forward(const Tensor& x) {
     if (rnn) return rnn->forward(x).output;
     if (lstm) return lstm->forward(x).output;
+    if (peephole) return peephole->forward(x);
     return gru->forward(x).output;
   }
   std::vector<Tensor> parameters() const {
-    Module* m = rnn ? static_cast<Module*>(rnn.get()) : lstm ? static_cast<Module*>(lstm.get()) : gru.get();
+    Module* m = rnn ? static_cast<Module*>(rnn.get())
+                : lstm ? static_cast<Module*>(lstm.get())
+                : peephole ? static_cast<Module*>(peephole.get())
+                : gru.get();
     auto p = m->parameters();
     for (auto& q : head->parameters()) p.push_back(q);
     return p;
@@ -41,6 +54,7 @@ struct Model {
   std::shared_ptr<RNN> rnn;
   std::shared_ptr<LSTM> lstm;
   std::shared_ptr<GRU> gru;
+  std::shared_ptr<examples::PeepholeLSTM> peephole;
   std::shared_ptr<Linear> head;
 };
 
@@ -91,15 +105,43 @@ void BM_tutorial(benchmark::State& s) {
   s.counters["updates/s"] = benchmark::Counter(50, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// 12 independent accumulators per thread: more than the FMA latency times the FMA ports, so the loop
+// is bound by FMA throughput alone. Returns the FLOPs done (2 per lane per FMA). One function per
+// instruction set, since target attributes do not reach into templates or lambdas.
+#define SEQGRAD_FMA_LOOP(V, set1, fmadd, lanes)                        \
+  V acc[12], m = set1(0.999f);                                         \
+  for (auto& a : acc) a = m;                                           \
+  for (int64_t i = 0; i < iters; ++i)                                  \
+    for (auto& a : acc) a = fmadd(a, m, m);                            \
+  for (int k = 1; k < 12; ++k) acc[0] = fmadd(acc[0], m, acc[k]);      \
+  benchmark::DoNotOptimize(acc[0]);                                    \
+  return 2.0 * (lanes) * 12.0 * double(iters)
+
+__attribute__((target("avx512f"))) double fma_avx512(int64_t iters) { SEQGRAD_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16); }
+__attribute__((target("avx2,fma"))) double fma_avx2(int64_t iters) { SEQGRAD_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8); }
+
+void BM_fma_peak(benchmark::State& s) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  double flops = 0;
+  for (auto _ : s) {
+#pragma omp parallel reduction(+ : flops)
+    flops += avx512 ? fma_avx512(1 << 20) : fma_avx2(1 << 20);
+  }
+  s.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate);
+  s.SetLabel(fmt::format("{} x {} thread(s)", avx512 ? "avx512f" : "avx2+fma", omp_get_max_threads()));
+}
+
 void cells_and_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"cell", "hidden"});
   for (int64_t h : {256, 512})
     for (int64_t c = 0; c < 3; ++c) b->Args({c, h});
+  b->Args({3, 256});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 }  // namespace
 
+BENCHMARK(BM_fma_peak)->UseRealTime();
 BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train)->Apply(cells_and_sizes);
 BENCHMARK(BM_infer)->Apply(cells_and_sizes);

@@ -42,23 +42,76 @@ WORKLOADS = [  # (name, kind, cell, hidden)
     ("RNN forward H=512", "infer", "rnn", 512),
     ("LSTM forward H=512", "infer", "lstm", 512),
     ("GRU forward H=512", "infer", "gru", 512),
+    # A custom cell from ordinary ops (examples/peephole_lstm.h; PeepholeLSTM below in eager PyTorch).
+    ("peephole train step H=256", "train", "peephole", 256),
+    ("peephole forward H=256", "infer", "peephole", 256),
 ]
+CELLS = ["rnn", "lstm", "gru", "peephole"]
 BATCH, STEPS, INPUT = 64, 100, 64
+
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "peephole": 4}
+
+
+def workload_flops(kind, cell, hidden):
+    """The matrix products' FLOPs of a workload (element-wise work is left out: it is a few percent).
+
+    Forward: x W_ih^T over all steps, 2*B*T*G*H*I, and h W_hh^T per step, 2*B*T*G*H*H (G gates).
+    Training adds the backward's products: dW_ih (x needs no gradient), and dW_hh and dh for the
+    recurrence, so 2x the first and 3x the second. The Linear(H, 1) head is negligible."""
+    if kind == "tutorial":
+        return None
+    g = GATES[cell]
+    x_part = 2.0 * BATCH * STEPS * g * hidden * INPUT
+    h_part = 2.0 * BATCH * STEPS * g * hidden * hidden
+    return x_part + h_part if kind == "infer" else 2 * x_part + 3 * h_part
 
 
 def bench_name(kind, cell, hidden):
     """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
         return "BM_tutorial/real_time"
-    return f"BM_{kind}/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/real_time"
+    return f"BM_{kind}/cell:{CELLS.index(cell)}/hidden:{hidden}/real_time"
 
 
 # ---------------------------------------------------------------- PyTorch side (child process)
+def peephole_lstm_class(torch):
+    """examples/peephole_lstm.h as an eager PyTorch module: the same ops in the same order."""
+    class PeepholeLSTM(torch.nn.Module):
+        def __init__(self, input_size, hidden_size, batch_first=True):
+            super().__init__()
+            k = hidden_size ** -0.5
+            self.hidden = hidden_size
+            self.weight_ih = torch.nn.Parameter(torch.empty(4 * hidden_size, input_size).uniform_(-k, k))
+            self.weight_hh = torch.nn.Parameter(torch.empty(4 * hidden_size, hidden_size).uniform_(-k, k))
+            self.bias = torch.nn.Parameter(torch.empty(4 * hidden_size).uniform_(-k, k))
+            self.peephole = torch.nn.Parameter(torch.empty(3, hidden_size).uniform_(-k, k))
+
+        def forward(self, x):
+            H = self.hidden
+            xw = torch.nn.functional.linear(x, self.weight_ih, self.bias)
+            h = x.new_zeros(x.shape[0], H)
+            c = x.new_zeros(x.shape[0], H)
+            hs = []
+            for t in range(x.shape[1]):
+                gates = xw[:, t] + torch.nn.functional.linear(h, self.weight_hh)
+                i = torch.sigmoid(gates[:, :H] + self.peephole[0] * c)
+                f = torch.sigmoid(gates[:, H:2 * H] + self.peephole[1] * c)
+                g = torch.tanh(gates[:, 2 * H:3 * H])
+                c = f * c + i * g
+                o = torch.sigmoid(gates[:, 3 * H:] + self.peephole[2] * c)
+                h = o * torch.tanh(c)
+                hs.append(h)
+            return torch.stack(hs, 1), None
+    return PeepholeLSTM
+
+
 def torch_worker(threads, names, repeats):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cells = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+    cells = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
+             "peephole": peephole_lstm_class(torch)}
     results = {}
 
     def best_of(fn, reps):
@@ -114,10 +167,11 @@ def torch_worker(threads, names, repeats):
 
 
 # ---------------------------------------------------------------- seqgrad and libtorch sides
-def run_gbench(binary, threads, names, repeats, env):
-    """Best-of-repeats seconds per workload from bench_compare or libtorch_compare."""
+def run_gbench(binary, threads, names, repeats, env, peak=False):
+    """Best-of-repeats seconds per workload from bench_compare or libtorch_compare; with peak, also
+    the best FMA peak FLOP/s under the key "peak"."""
     env = dict(env, OMP_NUM_THREADS=str(threads))
-    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names]
+    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names] + (["BM_fma_peak"] if peak else [])
     filt = "^(" + "|".join(w.removesuffix("/real_time") for w in wanted) + ")(/real_time)?$"
     out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
@@ -129,8 +183,14 @@ def run_gbench(binary, threads, names, repeats, env):
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
         t = b["real_time"] * scale
         key = b["run_name"]
+        if key.startswith("BM_fma_peak"):
+            times["peak"] = max(times.get("peak", 0), b["FLOP/s"])
+            continue
         times[key] = min(times.get(key, t), t)
-    return {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
+    out = {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
+    if "peak" in times:
+        out["peak"] = times["peak"]
+    return out
 
 
 def main():
@@ -166,7 +226,7 @@ def main():
     torch_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     ours, theirs, lt = {}, {}, {}
     for threads in (1, 2):  # interleaved: seqgrad, PyTorch, libtorch, at each thread count
-        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ)
+        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ, peak=True)
         out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
                               "--torch-worker", str(threads), json.dumps(names)],
                              env=torch_env, check=True, capture_output=True, text=True).stdout
@@ -175,8 +235,11 @@ def main():
             lt[threads] = run_gbench(args.libtorch, threads, names, args.repeats, torch_env)
 
     print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
-          f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.\n")
-    header = f"| {'workload':<24} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} | {'speed-up 2T':>11} |"
+          f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.")
+    print(f"FMA peak measured in this run: {ours[1]['peak'] / 1e9:.0f} GFLOP/s on 1 thread, "
+          f"{ours[2]['peak'] / 1e9:.0f} GFLOP/s on 2; GFLOP counts the matrix products only.\n")
+    header = (f"| {'workload':<26} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} |"
+              f" {'speed-up 2T':>11} | {'GFLOP':>6} | {'GFLOP/s 1T (peak)':>17} | {'GFLOP/s 2T (peak)':>17} |")
     if have_libtorch:
         header += f" {'libtorch best':>16} | {'seqgrad/libtorch speed-up 1T':>28} | {'seqgrad/libtorch speed-up 2T':>28} |"
     print(header)
@@ -187,8 +250,10 @@ def main():
         t1, t2 = ours[1][n], ours[2][n]
         pt = min(theirs[1][n], theirs[2][n])
         pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
-        row = (f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
-               f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
+        flops = next(workload_flops(k, c, h) for w, k, c, h in WORKLOADS if w == n)
+        rate = lambda t, th: (f"{flops / t / 1e9:>7.1f} ({flops / t / ours[th]['peak']:>5.1%})" if flops else "")
+        row = (f"| {n:<26} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+               f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x | {flops / 1e9 if flops else 0:>6.2f} | {rate(t1, 1):>17} | {rate(t2, 2):>17} |")
         if have_libtorch and n in lt[1] and n in lt[2]:
             lbest = min(lt[1][n], lt[2][n])
             l_threads = 1 if lt[1][n] <= lt[2][n] else 2
