@@ -117,11 +117,16 @@ void check_forward(const char* op, std::initializer_list<const Tensor*> ins, con
       if (auto bad = nonfinite(*y); bad.first) {
         std::string msg = fmt::format("detect_anomaly: forward of \"{}\" produced a non-finite value: output {} {}; inputs {}",
                                       where(render(true), op), k, describe_bad(*y, bad), shapes(ins));
+        std::string bad_ins;
         int i = 0;
         for (const Tensor* x : ins) {
-          if (nonfinite(*x).first) msg += fmt::format("; input {} is non-finite as well (it may have come from data or a parameter)", i);
+          if (nonfinite(*x).first) bad_ins += fmt::format("{}{}", bad_ins.empty() ? "" : ", ", i);
           ++i;
         }
+        // Checked after the op: a cell has overwritten its xp step with the gates by then.
+        if (!bad_ins.empty())
+          msg += fmt::format("; inputs holding NaN/Inf after it: {} (one that held them before came from data or a "
+                             "parameter)", bad_ins);
         throw AnomalyError(msg);
       }
     }
