@@ -104,7 +104,8 @@ std::string describe_bad(const Tensor& t, std::pair<int64_t, int64_t> bad) {
 
 std::string shapes(std::initializer_list<const Tensor*> ins) {
   std::string s;
-  for (const Tensor* t : ins) s += fmt::format("{}{}", s.empty() ? "" : ", ", t->defined() ? fmt::format("{}", t->shape()) : "-");
+  for (const Tensor* t : ins)
+    s += fmt::format("{}{}", s.empty() ? "" : ", ", t->defined() ? fmt::format("{}", t->shape()) : "-");
   return s.empty() ? "-" : s;
 }
 
@@ -115,8 +116,9 @@ void check_forward(const char* op, std::initializer_list<const Tensor*> ins, con
   for (const Tensor* y : {&out, out2}) {
     if (y) {
       if (auto bad = nonfinite(*y); bad.first) {
-        std::string msg = fmt::format("detect_anomaly: forward of \"{}\" produced a non-finite value: output {} {}; inputs {}",
-                                      where(render(true), op), k, describe_bad(*y, bad), shapes(ins));
+        std::string msg =
+            fmt::format("detect_anomaly: forward of \"{}\" produced a non-finite value: output {} {}; inputs {}",
+                        where(render(true), op), k, describe_bad(*y, bad), shapes(ins));
         std::string bad_ins;
         int i = 0;
         for (const Tensor* x : ins) {

@@ -183,7 +183,8 @@ void load_checkpoint(const std::filesystem::path& path, Module& model, TrainingS
   if (state.loader) {
     const char* why = "a DataLoader is listed in TrainingState";
     loader.rng = parse_generator_state(require(source, md, "loader.rng", why), source + ": loader.rng");
-    loader.epoch_rng = parse_generator_state(require(source, md, "loader.epoch_rng", why), source + ": loader.epoch_rng");
+    loader.epoch_rng =
+        parse_generator_state(require(source, md, "loader.epoch_rng", why), source + ": loader.epoch_rng");
     loader.position = step;
     if (step > int64_t(state.loader->size()))
       throw FormatError(fmt::format("{}: __metadata__ step {} is past the {} batches of the loader's epoch (another "

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -198,7 +197,6 @@ TEST_CASE("profiler: table and Chrome trace of an LSTM training step", "[debug]"
   }
   // 2 layers x 40 steps of lstm_cell, forward and backward; the no-grad Linear is counted too.
   CHECK_THAT(table, Contains("lstm_cell"));
-  std::map<std::string, int> calls;
   std::ifstream in(path);
   nlohmann::json j = nlohmann::json::parse(in);
   const auto& events = j.at("traceEvents");
@@ -211,7 +209,8 @@ TEST_CASE("profiler: table and Chrome trace of an LSTM training step", "[debug]"
     count[{e.at("name").get<std::string>(), e.at("cat").get<std::string>()}]++;
     spans[e.at("tid").get<int>()].push_back({e.at("ts").get<double>(), e.at("dur").get<double>()});
     bytes += e.at("args").at("bytes").get<int64_t>();
-    if (e.at("name") == "lstm_cell" && e.at("cat") == "forward") CHECK_THAT(e.at("args").at("scope").get<std::string>(), Contains("encoder.lstm layer"));
+    if (e.at("name") == "lstm_cell" && e.at("cat") == "forward")
+      CHECK_THAT(e.at("args").at("scope").get<std::string>(), Contains("encoder.lstm layer"));
   }
   CHECK(bytes > 0);
   CHECK((count[{"lstm_cell", "forward"}]) == 2 * T);
@@ -232,5 +231,6 @@ TEST_CASE("profiler: table and Chrome trace of an LSTM training step", "[debug]"
       CHECK(v[i - 1].first + v[i - 1].second <= v[i].first + 1e-3);
     }
   }
-  CHECK_THROWS_WITH(Profiler().save_chrome_trace((dir.path / "no such dir" / "t.json").string()), Contains("no such dir"));
+  CHECK_THROWS_WITH(Profiler().save_chrome_trace((dir.path / "no such dir" / "t.json").string()),
+                    Contains("no such dir"));
 }
