@@ -207,7 +207,7 @@ Tensor rnn_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
     k::parallel_for(r.B, parallel_rows(r, 1),
                     [&](int64_t b) { k::rnn_cell_fwd(hn.row(b), ptr<T>(xp) + r.row(b), relu, r.H); });
   });
-  if (recording("rnn_cell", {&xp, &h, &w}))
+  if (recording("rnn_cell", {&xp, &h, &w}, h_next))
     record({.op = Op::RnnCell, .in = {xp, h, w}, .out = h_next, .shared = w_hh.packs(),
             .iattr = {time_axis, t, relu | int64_t(use == XpUse::consume) << 1}});
   return h_next;
@@ -233,7 +233,7 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, 
                        cr.row(b), r.H);
     });
   });
-  if (recording("lstm_cell", {&xp, &h, &c, &w}))
+  if (recording("lstm_cell", {&xp, &h, &c, &w}, h_next, &c_next))
     record({.op = Op::LstmCell, .in = {xp, h, c, w}, .out = h_next, .out2 = c_next, .saved = act,
             .shared = w_hh.packs(), .iattr = {time_axis, t, int64_t(consume) << 1}});
   return {h_next, c_next};
@@ -265,7 +265,7 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
       k::gru_cell_fwd(hn_rows.row(b), act, hn, ptr<T>(xp) + r.row(b), php + b * 3 * r.H, hr.row(b), r.H);
     });
   });
-  if (recording("gru_cell", {&xp, &h, &w, &b_hh}))
+  if (recording("gru_cell", {&xp, &h, &w, &b_hh}, h_next))
     record({.op = Op::GruCell, .in = {xp, h, w, b_hh}, .out = h_next, .saved = saved, .shared = w_hh.packs(),
             .iattr = {time_axis, t, int64_t(consume) << 1}});
   return h_next;

@@ -12,11 +12,11 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
                                             b.dtype()));
 }
 
-void check_defined(const char* op, const Tensor& t, const char* what) {
-  if (!t.defined()) throw std::invalid_argument(fmt::format("{}: {} is an undefined tensor", op, what));
+void throw_undefined(const char* op, const char* what) {
+  throw std::invalid_argument(fmt::format("{}: {} is an undefined tensor", op, what));
 }
 
-bool recording(const char* op, std::initializer_list<const Tensor*> ins) {
+bool records(const char* op, std::initializer_list<const Tensor*> ins) {
   if (!grad_mode_enabled()) return false;
   bool any = false;
   int i = 0;
@@ -36,6 +36,7 @@ bool recording(const char* op, std::initializer_list<const Tensor*> ins) {
 
 void record(Node&& n) {
   for (size_t i = 0; i < n.in.size(); ++i) n.needs_grad[i] = n.in[i].defined() && n.in[i].requires_grad();
+  if (g_debug) [[unlikely]] n.site = note_site();
   Tape::current().record(std::move(n));
 }
 

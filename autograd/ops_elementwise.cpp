@@ -38,7 +38,7 @@ Tensor binary_op(Op op, const Tensor& a, const Tensor& b) {
       k::binary(binary_kind(op), ptr<T>(y) + off[0], ptr<T>(a) + off[1], sa, ptr<T>(b) + off[2], sb, n);
     });
   });
-  if (recording(name, {&a, &b})) record({.op = op, .in = {a, b}, .out = y});
+  if (recording(name, {&a, &b}, y)) record({.op = op, .in = {a, b}, .out = y});
   return y;
 }
 
@@ -103,7 +103,7 @@ Tensor affine_op(Op op, const Tensor& x, double scale, double shift, double attr
     using T = decltype(tag);
     k::affine(ptr<T>(y), ptr<T>(x), T(scale), T(shift), x.numel());
   });
-  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .attr = attr});
+  if (recording(op_name(op), {&x}, y)) record({.op = op, .in = {x}, .out = y, .attr = attr});
   return y;
 }
 
@@ -136,7 +136,7 @@ Tensor pow(const Tensor& x, double p) {
     using T = decltype(tag);
     k::pow_scalar(ptr<T>(y), ptr<T>(x), T(p), x.numel());
   });
-  if (recording("pow", {&x})) record({.op = Op::PowScalar, .in = {x}, .out = y, .attr = p});
+  if (recording("pow", {&x}, y)) record({.op = Op::PowScalar, .in = {x}, .out = y, .attr = p});
   return y;
 }
 
@@ -150,7 +150,7 @@ Tensor unary_op(Op op, k::Unary kind, const Tensor& x) {
     using T = decltype(tag);
     k::unary(kind, ptr<T>(y), ptr<T>(x), x.numel());
   });
-  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y});
+  if (recording(op_name(op), {&x}, y)) record({.op = op, .in = {x}, .out = y});
   return y;
 }
 

@@ -13,6 +13,7 @@
 #include <span>
 #include <utility>
 
+#include "autograd/debug.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm.h"
 #include "autograd/kernels/parallel.h"
@@ -24,6 +25,9 @@ namespace seqgrad {
 namespace k = kernels;
 
 namespace detail {
+
+[[noreturn]] void throw_undefined(const char* op, const char* what);
+bool records(const char* op, std::initializer_list<const Tensor*> ins);
 
 // Calls f(float{}) or f(double{}) by dtype: one body serves both precisions.
 template <class F>
@@ -40,11 +44,27 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? ptr<T>(t) : nullptr;
 }
 
-void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
-void check_defined(const char* op, const Tensor& t, const char* what);
+// The debugging hooks (autograd/debug.cpp), reached only while DetectAnomaly or a Profiler is on:
+// an op's start, its output (checked, timed), and the annotation a recorded node keeps.
+void op_begin();
+void op_end(const char* op, std::initializer_list<const Tensor*> ins, const Tensor& out, const Tensor* out2);
+uint32_t note_site();
 
-// True when the op must be recorded; rejects inputs whose tape was already freed.
-bool recording(const char* op, std::initializer_list<const Tensor*> ins);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+// Every op builder's first call, so it also marks where the op starts for the profiler.
+inline void check_defined(const char* op, const Tensor& t, const char* what) {
+  if (g_debug) [[unlikely]] op_begin();
+  if (!t.defined()) [[unlikely]] throw_undefined(op, what);
+}
+
+// Every op builder's last call, with its output(s) (kept or not): the debugging hooks see every op
+// through here, recorded or not. True when the op must be recorded; rejects inputs whose tape was
+// already freed.
+inline bool recording(const char* op, std::initializer_list<const Tensor*> ins, const Tensor& out,
+                      const Tensor* out2 = nullptr) {
+  if (g_debug) [[unlikely]] op_end(op, ins, out, out2);
+  return records(op, ins);
+}
 // Records n on this thread's tape, marking which inputs want a gradient.
 void record(Node&& n);
 

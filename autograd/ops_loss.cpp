@@ -34,7 +34,7 @@ Tensor bce_with_logits_elementwise(const Tensor& logits, const Tensor& target) {
     for (int64_t i = 0, n = y.numel(); i < n; ++i)
       out[i] = std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(std::exp(-std::abs(x[i])));
   });
-  if (recording("bce_with_logits", {&logits, &target}))
+  if (recording("bce_with_logits", {&logits, &target}, y))
     record({.op = Op::BceWithLogits, .in = {logits, target}, .out = y});
   return y;
 }
@@ -87,7 +87,7 @@ Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target) {
     for (int64_t i = 0; i < N; ++i) s += ptr<T>(logp)[i * C + target[i]];
     *ptr<T>(y) = -s / T(N);
   });
-  if (recording("nll_loss", {&logp})) record({.op = Op::NllLoss, .in = {logp}, .out = y, .saved = saved});
+  if (recording("nll_loss", {&logp}, y)) record({.op = Op::NllLoss, .in = {logp}, .out = y, .saved = saved});
   return y;
 }
 

@@ -29,7 +29,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
         k::gemm<T>(false, false, M, N, K, ptr<T>(a) + i * M * K, K, ptr<T>(b) + i * K * N, N, T(0),
                    ptr<T>(y) + i * M * N, N);
   });
-  if (recording("matmul", {&a, &b})) record({.op = Op::Matmul, .in = {a, b}, .out = y});
+  if (recording("matmul", {&a, &b}, y)) record({.op = Op::Matmul, .in = {a, b}, .out = y});
   return y;
 }
 
@@ -79,7 +79,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     using T = decltype(tag);
     k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(0), ptr<T>(y), O, ptr_or_null<T>(b));
   });
-  if (recording("linear", {&x, &w, &b})) record({.op = Op::Linear, .in = {x, w, b}, .out = y});
+  if (recording("linear", {&x, &w, &b}, y)) record({.op = Op::Linear, .in = {x, w, b}, .out = y});
   return y;
 }
 

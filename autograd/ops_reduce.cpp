@@ -18,7 +18,7 @@ Tensor sum(const Tensor& x) {
     using T = decltype(tag);
     *ptr<T>(y) = k::sum(ptr<T>(x), x.numel());
   });
-  if (recording("sum", {&x})) record({.op = Op::SumAll, .in = {x}, .out = y});
+  if (recording("sum", {&x}, y)) record({.op = Op::SumAll, .in = {x}, .out = y});
   return y;
 }
 
@@ -53,7 +53,7 @@ Tensor sum(const Tensor& x, int axis, bool keepdim) {
       for (int64_t i = 0; i < v.n; ++i) k::axpy(row, T(1), px + (o * v.n + i) * v.inner, v.inner);
     }
   });
-  if (recording("sum", {&x})) record({.op = Op::SumAxis, .in = {x}, .out = y, .iattr = {a}});
+  if (recording("sum", {&x}, y)) record({.op = Op::SumAxis, .in = {x}, .out = y, .iattr = {a}});
   return y;
 }
 
@@ -118,7 +118,7 @@ Tensor softmax_op(Op op, const Tensor& x, int axis) {
     using T = decltype(tag);
     softmax_rows(ptr<T>(y), ptr<T>(x), axis_view(x.shape(), a), op == Op::LogSoftmax);
   });
-  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .iattr = {a}});
+  if (recording(op_name(op), {&x}, y)) record({.op = op, .in = {x}, .out = y, .iattr = {a}});
   return y;
 }
 

@@ -38,7 +38,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   impl->offset = x.impl().offset;
   impl->row_stride = x.impl().row_stride;
   Tensor y(std::move(impl));
-  if (recording("reshape", {&x})) record({.op = Op::Reshape, .in = {x}, .out = y});
+  if (recording("reshape", {&x}, y)) record({.op = Op::Reshape, .in = {x}, .out = y});
   return y;
 }
 
@@ -87,7 +87,7 @@ Tensor transpose(const Tensor& x, int axis0, int axis1) {
     else
       swap_axes(ptr<T>(y), ptr<T>(x), x.shape(), a0, a1, false);
   });
-  if (recording("transpose", {&x})) record({.op = Op::Transpose, .in = {x}, .out = y, .iattr = {a0, a1}});
+  if (recording("transpose", {&x}, y)) record({.op = Op::Transpose, .in = {x}, .out = y, .iattr = {a0, a1}});
   return y;
 }
 
@@ -126,7 +126,7 @@ Tensor slice_like(Op op, const Tensor& x, int axis, int64_t start, int64_t len, 
     using T = decltype(tag);
     block_copy(ptr<T>(y), ptr<T>(x), axis_view(x.shape(), axis), start, len, false, false);
   });
-  if (recording(op_name(op), {&x})) record({.op = op, .in = {x}, .out = y, .iattr = {axis, start, len}});
+  if (recording(op_name(op), {&x}, y)) record({.op = op, .in = {x}, .out = y, .iattr = {axis, start, len}});
   return y;
 }
 
@@ -216,7 +216,7 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
       throw std::invalid_argument(fmt::format("concat: input {} has shape {} but input 0 has shape {}; all axes but {} must match",
                                               i, x.shape(), first.shape(), a));
     s[a] += x.shape()[a];
-    grad = recording("concat", {&x}) || grad;
+    grad = records("concat", {&x}) || grad;
   }
   Tensor y = concat_view(xs, a, s);
   if (!y.defined()) {
@@ -230,7 +230,8 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
       }
     });
   }
-  if (grad) record({.op = Op::Concat, .list = {xs.begin(), xs.end()}, .out = y, .iattr = {a}});
+  if (recording("concat", {}, y) || grad)  // the inputs were checked one by one above
+    record({.op = Op::Concat, .list = {xs.begin(), xs.end()}, .out = y, .iattr = {a}});
   return y;
 }
 
@@ -303,7 +304,7 @@ Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const S
     for (size_t i = 0; i < indices.size(); ++i)
       std::memcpy(ptr<T>(y) + i * D, ptr<T>(weight) + indices[i] * D, size_t(D) * sizeof(T));
   });
-  if (recording("embedding", {&weight})) record({.op = Op::Embedding, .in = {weight}, .out = y, .saved = saved});
+  if (recording("embedding", {&weight}, y)) record({.op = Op::Embedding, .in = {weight}, .out = y, .saved = saved});
   return y;
 }
 

@@ -1,6 +1,7 @@
 // seqgrad: everything a user needs, in one include.
 #pragma once
 
+#include "autograd/debug.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"

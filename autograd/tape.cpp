@@ -1,5 +1,7 @@
 #include "autograd/tape.h"
 
+#include "autograd/debug.h"
+
 
 namespace seqgrad {
 
@@ -7,6 +9,7 @@ namespace detail {
 // ops_common.cpp: the switch over every op's backward, and grad(t) += g.
 void backward_node(const Node& n);
 void accumulate_grad(const Tensor& t, const Tensor& g);
+void debug_backward(const Node& n);  // debug.cpp: backward_node, timed and checked
 }  // namespace detail
 
 namespace {
@@ -73,7 +76,10 @@ void Tape::backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     const Node& n = nodes_[size_t(i)];
     bool has_grad2 = n.out2.defined() && n.out2.impl().grad;
     if (!n.out.impl().grad && !has_grad2) continue;  // nothing downstream of the root used this node
-    detail::backward_node(n);
+    if (detail::g_debug) [[unlikely]]
+      detail::debug_backward(n);
+    else
+      detail::backward_node(n);
     // Only leaves keep their gradient, as in PyTorch; this also makes a retained second pass exact.
     n.out.impl().grad.reset();
     if (has_grad2) n.out2.impl().grad.reset();

@@ -32,6 +32,7 @@ const char* op_name(Op op);
 struct Node {
   Op op;
   std::array<bool, 4> needs_grad{};  // which of in[] want a gradient
+  uint32_t site = 0;                 // its scope while debugging (autograd/debug.cpp), else 0
   std::array<Tensor, 4> in;          // inputs (undefined where unused)
   std::vector<Tensor> list;          // variadic inputs (concat only)
   Tensor out;

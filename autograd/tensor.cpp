@@ -7,6 +7,7 @@
 #include <numbers>
 #include <unordered_map>
 
+#include "autograd/debug.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/ops.h"
 #include "autograd/memory.h"
@@ -72,7 +73,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   auto impl = new_impl();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::allocate_shared<Storage>(detail::Recycler<Storage>{}, size_t(shape.numel()) * dtype_size(dtype));
+  const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  if (detail::g_debug & detail::kProfile) [[unlikely]]
+    detail::g_alloc_bytes += int64_t(bytes);
+  impl->storage = std::allocate_shared<Storage>(detail::Recycler<Storage>{}, bytes);
   return Tensor(std::move(impl));
 }
 

@@ -11,11 +11,13 @@
 // buffer of the step counts); min_MB, the activations BPTT must keep (gates i, f, g, o and states
 // c, h: 6H floats per sequence step); and mem_ratio = step_MB / min_MB.
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 #include <malloc.h>
 
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "autograd/seqgrad.h"
@@ -100,6 +102,17 @@ void bm_forward(benchmark::State& state, Kind kind, int64_t batch, int64_t steps
   set_counters(state, batch, steps);
 }
 
+// A training step with anomaly detection or the profiler on (autograd/debug.h), against the same
+// step off: the overhead of each when on. (Off against the code before them: bench/README.md.)
+void bm_train_debug(benchmark::State& state, Kind kind, int64_t batch, int64_t steps, int64_t input, int64_t hidden,
+                    std::string mode) {
+  std::optional<DetectAnomaly> anomaly;
+  std::optional<Profiler> prof;
+  if (mode == "anomaly") anomaly.emplace();
+  if (mode == "profile") prof.emplace();
+  bm_train(state, kind, batch, steps, input, hidden, false);
+}
+
 int register_all() {
   const std::pair<Kind, const char*> kinds[] = {{Kind::rnn, "RNN"}, {Kind::lstm, "LSTM"}, {Kind::gru, "GRU"}};
   for (auto [kind, name] : kinds)
@@ -137,6 +150,16 @@ int register_all() {
                                  5, 8, false)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
+  for (const char* mode : {"off", "anomaly", "profile"}) {
+    benchmark::RegisterBenchmark(fmt::format("debug/{}/tiny/RNN/B25", mode).c_str(), bm_train_debug, Kind::rnn, 25, 10,
+                                 5, 8, mode)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(fmt::format("debug/{}/LSTM/H256", mode).c_str(), bm_train_debug, Kind::lstm, 64, 100,
+                                 64, 256, mode)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   return 0;
 }
 const int registered = register_all();

@@ -7,6 +7,7 @@
 // crash-safe training checkpoint (model + optimizer + schedule + RNG) that --resume continues.
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <seqgrad/version.h>
 
 #include "autograd/seqgrad.h"
+#include "examples/trainer.h"
 #include "io/checkpoint.h"
 #include "io/dataloader.h"
 #include "layers/layers.h"
@@ -65,7 +67,8 @@ int main(int argc, char** argv) {
   std::string path = SEQGRAD_SOURCE_DIR "/examples/data/sonnets.txt", checkpoint = "char_lstm.safetensors";
   int epochs = 40;
   int64_t hidden = 128, steps = 32, batch = 16;
-  bool resume = false;
+  bool resume = false, detect_anomaly = false;
+  std::string profile;
   CLI::App app{"Trains a character-level LSTM language model on a text and samples from it."};
   app.set_version_flag("--version", "char_lstm (seqgrad " SEQGRAD_VERSION_STRING ")");
   app.add_option("--text", path, "Training text")->check(CLI::ExistingFile)->capture_default_str();
@@ -73,6 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", hidden, "LSTM hidden units")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--checkpoint", checkpoint, "Training checkpoint written after every epoch")->capture_default_str();
   app.add_flag("--resume", resume, "Continue from --checkpoint");
+  app.add_flag("--detect-anomaly", detect_anomaly, "Check every op's output and gradients for NaN/Inf; stop at the first");
+  app.add_option("--profile", profile, "Print per-op times and write a Chrome trace (Perfetto) to FILE");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -106,8 +111,13 @@ int main(int argc, char** argv) {
     fmt::print("{} characters, vocabulary {}, {} windows of {}, LSTM({}), {} parameters\n", text.size(), vocab.size(),
                data.size(), steps, hidden, model.num_parameters());
 
+    std::optional<DetectAnomaly> anomaly;
+    if (detect_anomaly) anomaly.emplace();
+    std::optional<Profiler> prof;
+    if (!profile.empty()) prof.emplace();
     for (int64_t epoch = ts.epoch + 1; epoch <= epochs; ++epoch) {
       double total = 0;
+      int64_t batch_no = 0;
       for (const io::Batch& b : loader.epoch()) {
         std::vector<int64_t> ids, next;
         for (float v : b.x.span<float>()) ids.push_back(int64_t(v));
@@ -115,6 +125,7 @@ int main(int argc, char** argv) {
         LSTMState fresh;
         Tensor logits = model.forward(ids, b.size(), steps, fresh);
         Tensor loss = cross_entropy(logits.reshape({-1, int64_t(vocab.size())}), next);
+        examples::check_loss(loss, epoch, ++batch_no);
         loss.backward();
         optim::clip_grad_norm(model.parameters(), 1.0);
         opt.step();
@@ -126,6 +137,11 @@ int main(int argc, char** argv) {
       io::save_checkpoint(checkpoint, model, ts);
       if (epoch % 10 == 0 || epoch == epochs)
         fmt::print("epoch {:3d}  loss {:.3f} (perplexity {:.1f})  lr {:.4f}\n", epoch, total, std::exp(total), opt.lr());
+    }
+    if (prof) {
+      prof->save_chrome_trace(profile);
+      fmt::print("\n{}Chrome trace: {}\n", prof->table(12), profile);
+      prof.reset();
     }
     fmt::print("\nSample:\n{}\n", sample(model, vocab, "Shall I ", 200, sampler));
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <memory>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -28,7 +29,7 @@ namespace {
 
 struct Config : examples::TrainConfig {
   int threads = 1;
-  std::string metrics_csv, plot, data, save;
+  std::string metrics_csv, plot, data, save, profile;
 };
 
 int run(const Config& c) {
@@ -45,6 +46,8 @@ int run(const Config& c) {
              c.no_recurrence ? ", recurrence disabled (ablation)" : "");
 
   std::unique_ptr<examples::ProgressBar> bar;
+  std::optional<Profiler> prof;
+  if (!c.profile.empty()) prof.emplace();
   auto history = examples::train(
       model, data, c,
       [&](int epoch, int batch, int batches, double loss, double acc) {
@@ -59,6 +62,10 @@ int run(const Config& c) {
   if (!c.metrics_csv.empty()) examples::write_metrics_csv(history, c.metrics_csv);
   if (!c.plot.empty()) examples::write_svg_plot(history, c.plot);
   if (!c.save.empty()) io::save(model, c.save);
+  if (prof) {
+    prof->save_chrome_trace(c.profile);
+    fmt::print("\n{}Chrome trace: {}\n", prof->table(12), c.profile);
+  }
   return 0;
 }
 
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--init", c.init, "Start from these parameters (safetensors, by name)")->check(CLI::ExistingFile);
   app.add_option("--save", c.save, "Write the trained parameters to FILE.safetensors");
+  app.add_flag("--detect-anomaly", c.detect_anomaly, "Check every op's output and gradients for NaN/Inf; stop at the first");
+  app.add_option("--profile", c.profile, "Print per-op times and write a Chrome trace (Perfetto) to FILE");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

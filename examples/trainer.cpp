@@ -1,7 +1,9 @@
 #include "examples/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <memory>
+#include <optional>
 
 #include "autograd/seqgrad.h"
 #include "io/checkpoint.h"
@@ -58,6 +60,14 @@ double masked_accuracy(const Tensor& logits, const Tensor& y, std::span<const in
   return total ? double(hit) / double(total) : 0.0;
 }
 
+void check_loss(const Tensor& loss, int64_t epoch, int64_t batch) {
+  const double v = loss.item();
+  if (!std::isfinite(v))
+    throw AnomalyError(fmt::format(
+        "the loss is {} at epoch {}, batch {}: training stopped (--detect-anomaly names the op that produced it)", v,
+        epoch, batch));
+}
+
 std::vector<EpochMetrics> train(Tagger& model, const io::SequenceDataset& data, const TrainConfig& c,
                                 const BatchCallback& on_batch, const std::function<void(const EpochMetrics&)>& on_epoch) {
   if (!c.init.empty()) io::load(model, c.init);
@@ -79,6 +89,8 @@ std::vector<EpochMetrics> train(Tagger& model, const io::SequenceDataset& data, 
     throw std::invalid_argument(fmt::format("train: unknown optimizer '{}' (sgd or adam)", c.optimizer));
   io::DataLoader loader(data, {.batch_size = c.batch_size, .shuffle = c.shuffle, .seed = c.seed + 3});
 
+  std::optional<DetectAnomaly> anomaly;
+  if (c.detect_anomaly) anomaly.emplace();
   std::vector<EpochMetrics> history;
   for (int epoch = 1; epoch <= c.epochs; ++epoch) {
     auto start = std::chrono::steady_clock::now();
@@ -86,7 +98,12 @@ std::vector<EpochMetrics> train(Tagger& model, const io::SequenceDataset& data, 
     int batches = 0;
     for (const io::Batch& b : loader.epoch()) {
       Tensor logits = model.forward(b.x, b.lengths);
-      Tensor loss = masked_mean(bce_with_logits_elementwise(logits, b.y), b.lengths);
+      Tensor loss;
+      {
+        Scope scope("loss");
+        loss = masked_mean(bce_with_logits_elementwise(logits, b.y), b.lengths);
+      }
+      check_loss(loss, epoch, batches + 1);
       loss_sum += loss.item();
       acc_sum += masked_accuracy(logits, b.y, b.lengths);
       ++batches;

@@ -27,7 +27,12 @@ struct TrainConfig {
   bool shuffle = true;
   bool no_recurrence = false;     // ablation: weight_hh zeroed and frozen
   std::string init;               // safetensors to start from, by name
+  bool detect_anomaly = false;    // every op checks its output and gradients (autograd/debug.h)
 };
+
+// Throws AnomalyError when a batch's loss is NaN or infinite: the trainers stop there instead of
+// training on NaNs, saying where and how to find the op that produced it.
+void check_loss(const Tensor& loss, int64_t epoch, int64_t batch);
 
 // The tutorial's task from a seed: for each sequence u_0..u_{T+d-1} ~ U[-1, 1);
 // x[t] = (u_{t+d}, four distractors ~ U[-1, 1)), y[t] = [u_t > 0].

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI step: builds the libFuzzer targets (fuzz_safetensors, fuzz_csv) with clang + ASan + UBSan in
+# CI step: builds the libFuzzer targets (fuzz_safetensors, fuzz_csv, fuzz_checkpoint) with clang + ASan + UBSan in
 # build-fuzz/ and runs each one for a bounded time, starting from the seed corpora in fuzz/corpus/.
 #
 #   bash fuzz/run.sh            # 60 s per target
@@ -23,14 +23,14 @@ bash scripts/deps.sh clang libclang-rt-14-dev libomp-14-dev
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEQGRAD_BUILD_FUZZ=ON \
   -DSEQGRAD_BUILD_TESTS=OFF -DSEQGRAD_BUILD_BENCH=OFF -DSEQGRAD_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-fuzz -j 2 --target fuzz_safetensors fuzz_csv
+cmake --build build-fuzz -j 2 --target fuzz_safetensors fuzz_csv fuzz_checkpoint
 
 # The kernels' OpenMP threads are idle here; one thread keeps the runs deterministic and lean.
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
-for name in safetensors csv; do
+for name in safetensors csv checkpoint; do
   target="fuzz_${name}"
   mkdir -p "build-fuzz/corpus/${target}" "build-fuzz/artifacts/${target}"
   echo "fuzz: ${target} for ${seconds} s"

@@ -51,6 +51,14 @@ double parse_double(const std::string& source, const std::string& key, const std
   return v;
 }
 
+int64_t parse_count(const std::string& source, const std::string& key, const std::string& text) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || v < 0)
+    throw FormatError(fmt::format("{}: __metadata__ {} '{}' is not a count", source, key, text));
+  return v;
+}
+
 const std::string& require(const std::string& source, const Metadata& md, const std::string& key, const char* why) {
   auto it = md.find(key);
   if (it == md.end()) throw FormatError(fmt::format("{}: __metadata__ has no '{}' ({})", source, key, why));
@@ -129,6 +137,12 @@ void save_checkpoint(const std::filesystem::path& path, const Module& model, con
   md["format"] = kCheckpointFormat;
   md["checkpoint_version"] = kCheckpointVersion;
   md["epoch"] = std::to_string(state.epoch);
+  md["step"] = std::to_string(state.step);
+  if (state.loader) {
+    LoaderState l = state.loader->state();
+    md["loader.rng"] = format_generator_state(l.rng);
+    md["loader.epoch_rng"] = format_generator_state(l.epoch_rng);
+  }
   if (state.optimizer) {
     md["optim.name"] = state.optimizer->name();
     for (auto& [name, t] : state.optimizer->state()) tensors.emplace_back(std::string(kOptimPrefix) + name, t);
@@ -162,11 +176,21 @@ void load_checkpoint(const std::filesystem::path& path, Module& model, TrainingS
   if (version != kCheckpointVersion)
     throw FormatError(fmt::format("{}: checkpoint_version '{}' is not one this build reads ({})", source, version,
                                   kCheckpointVersion));
-  const std::string& epoch_text = require(source, md, "epoch", "written by save_checkpoint");
-  int64_t epoch = 0;
-  auto [eend, eec] = std::from_chars(epoch_text.data(), epoch_text.data() + epoch_text.size(), epoch);
-  if (eec != std::errc() || eend != epoch_text.data() + epoch_text.size() || epoch < 0)
-    throw FormatError(fmt::format("{}: __metadata__ epoch '{}' is not a count", source, epoch_text));
+  const int64_t epoch = parse_count(source, "epoch", require(source, md, "epoch", "written by save_checkpoint"));
+  const auto step_it = md.find("step");  // absent from checkpoints written before mid-epoch ones
+  const int64_t step = step_it == md.end() ? 0 : parse_count(source, "step", step_it->second);
+  LoaderState loader;
+  if (state.loader) {
+    const char* why = "a DataLoader is listed in TrainingState";
+    loader.rng = parse_generator_state(require(source, md, "loader.rng", why), source + ": loader.rng");
+    loader.epoch_rng =
+        parse_generator_state(require(source, md, "loader.epoch_rng", why), source + ": loader.epoch_rng");
+    loader.position = step;
+    if (step > int64_t(state.loader->size()))
+      throw FormatError(fmt::format("{}: __metadata__ step {} is past the {} batches of the loader's epoch (another "
+                                    "dataset or batch size?)",
+                                    source, step, state.loader->size()));
+  }
 
   NamedTensors model_part, optim_part;
   for (auto& [name, t] : file.tensors) {
@@ -233,7 +257,9 @@ void load_checkpoint(const std::filesystem::path& path, Module& model, TrainingS
   model.load_parameters(model_part, /*strict=*/true);
   for (size_t i = 0; i < gens.size(); ++i) state.generators[i].second->set_state(gens[i]);
   for (size_t i = 0; i < model_gens.size(); ++i) model_generators[i].second->set_state(model_gens[i]);
+  if (state.loader) state.loader->set_state(loader);
   state.epoch = epoch;
+  state.step = step;
   state.user.clear();
   for (auto& [k, v] : md)
     if (starts_with(k, "user.")) state.user[k.substr(5)] = v;

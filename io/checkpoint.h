@@ -9,7 +9,7 @@
 //   auto report = io::load(model, path, {.strict = false}); // copies what matches, returns the rest
 //
 // Training checkpoints add everything a run needs to continue bit-identically from an epoch
-// boundary: the optimizer's state (moment buffers, step counts, lr) as tensors named
+// boundary or from any batch within an epoch (with TrainingState::loader and step): the optimizer's state (moment buffers, step counts, lr) as tensors named
 // "optim.<entry>", and as __metadata__ strings the epoch, the scheduler's scalars
 // ("scheduler.last_epoch"), each listed Generator's state ("rng.loader" = four hex words), the
 // model's own generators (dropout: "rng.model.lstm.dropout_generator") and user strings
@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/dataloader.h"
 #include "io/safetensors.h"
 #include "layers/module.h"
 #include "optim/optimizer.h"
@@ -80,6 +81,11 @@ struct TrainingState {
   // listed name must be in the file.
   std::vector<std::pair<std::string, Generator*>> generators;
   int64_t epoch = 0;  // epochs completed: written by save_checkpoint, set by load_checkpoint
+  // Mid-epoch checkpoints: the batches done in epoch `epoch` + 1 (0 at an epoch boundary; set it
+  // from loader->state().position inside the loop), and the loader whose generator states to save
+  // ("loader.rng", "loader.epoch_rng"): on load its next epoch() resumes at batch `step`.
+  int64_t step = 0;
+  DataLoader* loader = nullptr;
   Metadata user;      // free-form strings, saved as "user.<key>" and restored
 };
 

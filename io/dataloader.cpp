@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -26,13 +27,28 @@ void DataLoader::start_epoch() {
   // generator's state when it starts (not on earlier epochs' orders).
   order_.resize(data_.size());
   std::iota(order_.begin(), order_.end(), size_t(0));
+  epoch_rng_ = gen_.state();
+  position_ = 0;
   if (!options_.shuffle) return;
   for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen_.below(i)]);
 }
 
 DataLoader::Range DataLoader::epoch() {
   start_epoch();
-  return Range(this);
+  const int64_t first = std::exchange(resume_at_, 0);
+  position_ = first;
+  return Range(this, size_t(first));
+}
+
+void DataLoader::set_state(const LoaderState& s) {
+  if (s.position < 0 || s.position > int64_t(size()))
+    throw std::invalid_argument(fmt::format("DataLoader: position {} is outside the {} batches of an epoch",
+                                            s.position, size()));
+  const bool mid_epoch = s.position > 0;
+  gen_.set_state(mid_epoch ? s.epoch_rng : s.rng);
+  resume_at_ = mid_epoch ? s.position : 0;
+  epoch_rng_ = s.epoch_rng;
+  position_ = s.position;
 }
 
 Batch DataLoader::batch(size_t i) const {

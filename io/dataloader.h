@@ -11,12 +11,14 @@
 //
 // Shuffling draws a fresh permutation from the loader's Generator at the start of each epoch
 // (Fisher-Yates with Generator::below), so the order of epoch k depends only on the seed and k.
-// To resume a run bit-identically, checkpoint generator().state() at an epoch boundary
-// (io/checkpoint.h does this when the loader's generator is listed) and restore it before the
-// next epoch(). Padded steps hold pad_value in x and y; the recurrent layers and the masked
+// To resume a run bit-identically, from any batch, checkpoint state() (io/checkpoint.h does this
+// when TrainingState::loader is set) and set_state() it on a fresh loader before the next
+// epoch(): that epoch then draws the interrupted epoch's order again and starts at the first batch
+// not yet handed out. Padded steps hold pad_value in x and y; the recurrent layers and the masked
 // losses (layers/masking.h) ignore them given the lengths.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -30,6 +32,13 @@ struct Batch {
   std::vector<int64_t> lengths;  // B real lengths; T = max(lengths)
   std::vector<size_t> indices;   // which dataset sequences, in batch order
   int64_t size() const { return int64_t(lengths.size()); }
+};
+
+// Where a loader is: its generator now and at the start of the current epoch, and how many of that
+// epoch's batches epoch()'s range has handed out.
+struct LoaderState {
+  std::array<uint64_t, 4> rng{}, epoch_rng{};
+  int64_t position = 0;
 };
 
 struct DataLoaderOptions {
@@ -59,6 +68,12 @@ class DataLoader {
   class Range;
   Range epoch();
 
+  LoaderState state() const { return {gen_.state(), epoch_rng_, position_}; }
+  // Position p > 0: the next epoch() draws that state's epoch again and starts at batch p (an
+  // interrupted epoch). Position 0: the next epoch() is a new one, drawn from rng (an epoch
+  // boundary). Throws std::invalid_argument when the position is past this loader's size().
+  void set_state(const LoaderState& s);
+
   const std::vector<size_t>& order() const { return order_; }
   Generator& generator() { return gen_; }
   const DataLoaderOptions& options() const { return options_; }
@@ -68,14 +83,21 @@ class DataLoader {
   DataLoaderOptions options_;
   Generator gen_;
   std::vector<size_t> order_;
+  std::array<uint64_t, 4> epoch_rng_{};
+  int64_t position_ = 0, resume_at_ = 0;
 };
 
 class DataLoader::Range {
  public:
   class Iterator {
    public:
-    Iterator(const DataLoader* loader, size_t i) : loader_(loader), i_(i) {}
-    Batch operator*() const { return loader_->batch(i_); }
+    Iterator(DataLoader* loader, size_t i) : loader_(loader), i_(i) {}
+    // Handing batch i out moves the loader's position past it: a checkpoint taken while training
+    // on it resumes with the next one.
+    Batch operator*() const {
+      loader_->position_ = int64_t(i_) + 1;
+      return loader_->batch(i_);
+    }
     Iterator& operator++() {
       ++i_;
       return *this;
@@ -83,15 +105,16 @@ class DataLoader::Range {
     bool operator==(const Iterator& o) const { return i_ == o.i_; }
 
    private:
-    const DataLoader* loader_;
+    DataLoader* loader_;
     size_t i_;
   };
-  explicit Range(const DataLoader* loader) : loader_(loader) {}
-  Iterator begin() const { return {loader_, 0}; }
+  Range(DataLoader* loader, size_t first) : loader_(loader), first_(first) {}
+  Iterator begin() const { return {loader_, first_}; }
   Iterator end() const { return {loader_, loader_->size()}; }
 
  private:
-  const DataLoader* loader_;
+  DataLoader* loader_;
+  size_t first_;
 };
 
 }  // namespace seqgrad::io

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/debug.h"
 #include "autograd/ops.h"
 
 namespace seqgrad {
@@ -22,6 +23,7 @@ Tensor Embedding::forward(std::span<const int64_t> indices, const Shape& index_s
     if (indices[i] < 0 || indices[i] >= options_.num_embeddings)
       throw std::invalid_argument(fmt::format("Embedding: index {} at position {} is out of range [0, {})", indices[i],
                                               i, options_.num_embeddings));
+  Scope scope(scope_name("Embedding"));
   return embedding(weight_, indices, index_shape);
 }
 

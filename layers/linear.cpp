@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/debug.h"
 #include "autograd/ops.h"
 #include "layers/init.h"
 
@@ -31,6 +32,7 @@ Tensor Linear::forward(const Tensor& x) const {
   if (x.dtype() != weight_.dtype())
     throw std::invalid_argument(fmt::format("Linear: input is {} but the parameters are {}; convert one with to()",
                                             x.dtype(), weight_.dtype()));
+  Scope scope(scope_name("Linear"));
   return linear(x, weight_, bias_);
 }
 

@@ -49,7 +49,14 @@ void Module::add_child(std::string name, std::shared_ptr<Module> m) {
   check_name(name, "submodule");
   if (!m) throw std::invalid_argument(fmt::format("Module: submodule '{}' is null", name));
   if (m.get() == this) throw std::invalid_argument(fmt::format("Module: submodule '{}' is the module itself", name));
+  m->set_path(path_.empty() ? name : path_ + "." + name);
   children_.emplace_back(std::move(name), std::move(m));
+}
+
+// Children register before their parent is registered, so a parent's new path is passed down.
+void Module::set_path(std::string path) {
+  path_ = std::move(path);
+  for (auto& [name, child] : children_) child->set_path(path_ + "." + name);
 }
 
 std::shared_ptr<Generator> Module::register_generator(std::string name, uint64_t seed) {

@@ -52,6 +52,11 @@ class Module {
   Tensor parameter(std::string_view name) const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   int64_t num_parameters() const;  // total number of scalars
+  // Dotted name under the root module ("encoder.lstm"; empty for a root): the layers open a Scope
+  // with it, so anomaly messages and the profiler name the module an op ran in.
+  const std::string& path() const { return path_; }
+  // path(), or `type` ("LSTM") for a root module: what its forward's Scope shows.
+  std::string_view scope_name(std::string_view type) const { return path_.empty() ? type : std::string_view(path_); }
   // Every random generator of this module and its submodules by dotted name ("lstm.dropout"):
   // the state a training checkpoint saves so that a run with dropout resumes bit-identically.
   std::vector<std::pair<std::string, std::shared_ptr<Generator>>> named_generators() const;
@@ -86,12 +91,14 @@ class Module {
  private:
   void add_child(std::string name, std::shared_ptr<Module> m);
   void check_name(const std::string& name, const char* what) const;
+  void set_path(std::string path);
   void collect(const std::string& prefix, NamedTensors& out, std::vector<const TensorImpl*>& seen) const;
 
   NamedTensors params_;
   std::vector<std::pair<std::string, std::shared_ptr<Generator>>> generators_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  std::string path_;
 };
 
 }  // namespace seqgrad

@@ -1,15 +1,34 @@
 #include "layers/recurrent.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "autograd/debug.h"
 #include "autograd/ops.h"
+#include "autograd/tape.h"
 #include "layers/dropout.h"
 
 namespace seqgrad {
+
+namespace {
+std::atomic<int64_t> g_activation_limit{0};
+}
+
+void set_activation_memory_limit(int64_t bytes) {
+  if (bytes < 0) throw std::invalid_argument(fmt::format("set_activation_memory_limit: {} bytes is negative", bytes));
+  g_activation_limit = bytes;
+}
+
+int64_t activation_memory_limit() {
+  if (int64_t limit = g_activation_limit) return limit;
+  return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+}
 
 Tensor detach_state(const Tensor& h) { return h.defined() ? h.detach() : h; }
 LSTMState detach_state(const LSTMState& s) { return {detach_state(s.h), detach_state(s.c)}; }
@@ -91,6 +110,37 @@ void RecurrentBase::check_state(const Tensor& s, const char* what, int64_t batch
         fmt::format("{}: {} is {} but the parameters are {}", cfg_.name, what, s.dtype(), w_ih_[0].dtype()));
 }
 
+// Elements kept per step and sequence, per layer and direction: the projection (G*H, which the
+// cells overwrite with their activations), the output state (H), the LSTM's c (H) or the GRU's
+// hp_n (H); per layer, the directions' concat (D*H) and in training the dropout mask and output.
+// Masked steps (lengths) add about six (B, H) tensors each.
+void RecurrentBase::check_activation_memory(const Tensor& x, int64_t B, int64_t T,
+                                            std::span<const int64_t> lengths) const {
+  bool records = x.requires_grad();
+  for (auto* ps : {&w_ih_, &w_hh_, &b_ih_, &b_hh_})
+    for (const Tensor& p : *ps) records = records || (p.defined() && p.requires_grad());
+  if (!records || !grad_mode_enabled()) return;
+  int64_t masked_steps = 0;
+  if (!lengths.empty()) {
+    auto [lo, hi] = std::minmax_element(lengths.begin(), lengths.end());
+    masked_steps = std::max<int64_t>(0, *hi - *lo);
+  }
+  const int64_t G = gate_count(cfg_.kind), H = cfg_.hidden_size, D = cfg_.bidirectional ? 2 : 1;
+  const int64_t per_dir = G * H + H + (G > 1 ? H : 0);
+  const int64_t per_layer = D * per_dir + (D > 1 ? D * H : 0) + (is_training() && cfg_.dropout > 0 ? 2 * D * H : 0);
+  const double bytes =
+      double(dtype_size(x.dtype())) * B * (double(T) * per_layer + 6.0 * H * D * masked_steps) * cfg_.num_layers;
+  const int64_t limit = activation_memory_limit();
+  if (bytes > double(limit))
+    throw std::length_error(fmt::format(
+        "{}: the activations kept for backward would take about {:.1f} MiB ({} layer(s) x {} steps x batch {} x {} "
+        "values per step, {}) for input {}, above the limit of {:.1f} MiB "
+        "(set_activation_memory_limit; default: physical memory); shorten the sequence (truncated BPTT with "
+        "detach_state), reduce the batch, or run without grad (NoGradGuard)",
+        cfg_.name, bytes / (1 << 20), cfg_.num_layers, T, B, per_layer, x.dtype(), x.shape(),
+        double(limit) / (1 << 20)));
+}
+
 LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c0, std::span<const int64_t> lengths) {
   const char* name = cfg_.name;
   if (!x.defined()) throw std::invalid_argument(fmt::format("{}: input is an undefined tensor", name));
@@ -113,6 +163,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
   check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
   if (is_lstm) check_state(c0, "c0", B);
 
+  check_activation_memory(x, B, T, lengths);
   // Masks for the steps where some sequences have ended: m = [t < length], keep = 1 - m.
   // Steps before min(lengths) need none; steps from max(lengths) on are skipped entirely.
   int64_t max_len = T, min_len = T;
@@ -136,15 +187,18 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
     }
   }
 
+  Scope module(scope_name(name));
   const int D = cfg_.bidirectional ? 2 : 1;
   const Tensor zero_state = zeros({B, H}, x.dtype());
   std::vector<Tensor> h_n, c_n;
   Tensor input = x;
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    Scope layer("layer", l);
     if (l > 0) input = dropout(input, cfg_.dropout, *dropout_gen_, is_training());
     std::vector<Tensor> dir_out;
     for (int d = 0; d < D; ++d) {
       int i = int(l * D + d);
+      Scope reverse(d ? "reverse" : "");
       Tensor proj = input_projection(cfg_.kind, input, w_ih_[i], b_ih_[i], b_hh_[i]);  // (B, T, G*H) or (T, B, G*H)
       const PackedWeight w_hh(w_hh_[i]);
       LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
@@ -157,6 +211,7 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;
+        Scope step("step", t, true);
         const Tensor out_t = !states.defined()    ? Tensor()
                              : cfg_.batch_first ? detail::row_view(states, t * H, {B, H}, T * H)
                                                 : detail::row_view(states, t * B * H, {B, H}, H);
@@ -209,6 +264,7 @@ LSTMState CellBase::step(const Tensor& x, const LSTMState& s) const {
                                             x.dtype(), w_ih_.dtype()));
   const int64_t B = x.size(0);
   LSTMState state{state_or_zeros(s.h, "h", B), kind_ == CellKind::lstm ? state_or_zeros(s.c, "c", B) : Tensor()};
+  Scope scope(scope_name(name_));
   return cell_step(kind_, input_projection(kind_, x, w_ih_, b_ih_, b_hh_), 1, 0, state, w_hh_, b_hh_);
 }
 

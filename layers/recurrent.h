@@ -52,6 +52,13 @@ struct LSTMOutput {
   LSTMState state() const { return {h_n, c_n}; }
 };
 
+// A sequence forward that records for backward first estimates the activations the tape will keep
+// (projections, states, cell memories, dropout masks) and, above this limit, throws
+// std::length_error naming the estimate, the limit and the input shape before allocating anything,
+// rather than meeting the OOM killer. Default (and after setting 0): the machine's physical memory.
+void set_activation_memory_limit(int64_t bytes);
+int64_t activation_memory_limit();
+
 // Same values, no history: the carried state of truncated BPTT. Undefined stays undefined.
 Tensor detach_state(const Tensor& h);
 LSTMState detach_state(const LSTMState& s);
@@ -101,6 +108,7 @@ class RecurrentBase : public Module {
 
  private:
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
+  void check_activation_memory(const Tensor& x, int64_t B, int64_t T, std::span<const int64_t> lengths) const;
 
   RecurrentConfig cfg_;
   std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction

@@ -126,7 +126,7 @@ void Optimizer::load_state(const NamedTensors& entries) {
     if (!t.defined()) fail(fmt::format("entry '{}' is an undefined Tensor", key));
     if (slot == nb) {
       double step = scalar(key, t);
-      if (!(step >= 0) || step != std::floor(step)) fail(fmt::format("'{}' is {}, not a step count", key, step));
+      if (!(step >= 0 && step <= 0x1p53) || step != std::floor(step)) fail(fmt::format("'{}' is {}, not a step count", key, step));
     } else if (t.shape() != params_[index].shape()) {
       fail(fmt::format("'{}' has shape {} but parameter {} has shape {}", key, t.shape(), index,
                        params_[index].shape()));

@@ -108,3 +108,13 @@ TEST_CASE("metrics CSV, SVG plot and saved parameters are written and read back"
   CHECK(a.forward(x).to_vector() == b.forward(x).to_vector());
   for (const char* f : {"test_metrics.csv", "test_plot.svg", "test_model.safetensors"}) std::remove(f);
 }
+
+TEST_CASE("training stops with a message when the loss becomes non-finite", "[examples][debug]") {
+  TrainConfig c{.epochs = 2, .optimizer = "sgd", .lr = 1e38};  // the first update overflows
+  CHECK_THROWS_WITH(run(c), "the loss is inf at epoch 1, batch 2: training stopped (--detect-anomaly names the op that "
+                            "produced it)");
+  Tape::current().clear();
+  c.detect_anomaly = true;  // stops at the op instead
+  CHECK_THROWS_WITH(run(c), Catch::StartsWith("detect_anomaly: forward of \"loss: sum\" produced a non-finite value"));
+  Tape::current().clear();
+}

@@ -197,3 +197,20 @@ TEST_CASE("bce_with_logits is finite and exact for large logits", "[gradcheck][l
   std::vector<double> expected{-1.0, 0.0, -0.5, 0.0, 1.0};  // sigmoid(x) - t
   for (int i = 0; i < 5; ++i) CHECK(d[i] == Approx(expected[i]).margin(1e-15));
 }
+
+// The debugging hooks see every op through its builder's shared last step (recording()), recorded
+// or not: for every case, as many profiler events under NoGradGuard as nodes on the tape with grad,
+// and (above) the cases cover every op of ops.def. DetectAnomaly raises nothing on finite values.
+TEST_CASE("every op reaches the anomaly and profiler hooks, also under NoGradGuard", "[gradcheck][debug]") {
+  auto c = GENERATE(from_range(all_op_cases()));
+  INFO(c.name);
+  Tape::current().clear();
+  c.f(c.inputs);
+  const size_t recorded = Tape::current().size();
+  Tape::current().clear();
+  DetectAnomaly anomaly;
+  Profiler prof;
+  NoGradGuard no_grad;
+  c.f(c.inputs);
+  CHECK(prof.num_events() == recorded);
+}

@@ -3,9 +3,14 @@
 // bit-identically.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 
 #include "autograd/seqgrad.h"
+#include "fuzz/checkpoint_fixture.h"
 #include "io/checkpoint.h"
 #include "io/dataloader.h"
 #include "layers/layers.h"
@@ -379,4 +384,159 @@ TEST_CASE("resuming from a checkpoint continues a run bit-identically to an unin
   load_checkpoint(dir / "ckpt.safetensors", forgetful.model, partial);
   forgetful.train(3, 6);
   CHECK_FALSE(same_bits(forgetful.model.head->weight(), straight.model.head->weight()));
+}
+
+namespace {
+// Trains until the end of epoch `to` from where `st` is (epoch, step). When `stop_at` (batches
+// since the run began) comes first, saves a checkpoint right after that batch and returns false.
+bool train_from(Run& r, TrainingState& st, int64_t to, int64_t stop_at, const std::filesystem::path& ckpt) {
+  for (int64_t epoch = st.epoch; epoch < to; ++epoch) {
+    for (const Batch& b : r.loader.epoch()) {
+      r.opt.zero_grad();
+      auto out = r.model.lstm->forward(b.x, {}, b.lengths);
+      masked_mse_loss(r.model.head->forward(out.output), b.y, b.lengths).backward();
+      optim::clip_grad_norm(r.model.parameters(), 0.5);
+      r.opt.step();
+      st.step = r.loader.state().position;
+      if (epoch * int64_t(r.loader.size()) + st.step == stop_at) {
+        save_checkpoint(ckpt, r.model, st);
+        return false;
+      }
+    }
+    r.sched.step();
+    st.epoch = epoch + 1;
+    st.step = 0;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("resuming from a mid-epoch checkpoint, at any batch, is bit-identical to an uninterrupted run", "[io]") {
+  TempDir dir;
+  SequenceDataset data = make_dataset();  // 13 sequences, batches of 4: 4 batches per epoch
+  Run straight(data);
+  TrainingState st0 = straight.state();
+  st0.loader = &straight.loader;
+  REQUIRE(train_from(straight, st0, 4, -1, {}));
+
+  for (int64_t stop_at : {1, 2, 4, 5, 7, 10, 15}) {
+    INFO("interrupted after batch " << stop_at << " of 16");
+    const auto ckpt = dir / fmt::format("ckpt{}.safetensors", stop_at);
+    {
+      Run first(data);
+      TrainingState st = first.state();
+      st.loader = &first.loader;
+      REQUIRE_FALSE(train_from(first, st, 4, stop_at, ckpt));
+    }
+    Run resumed(data);
+    TrainingState st = resumed.state();
+    st.loader = &resumed.loader;
+    load_checkpoint(ckpt, resumed.model, st);
+    CHECK(st.epoch == (stop_at - 1) / 4);  // after an epoch's last batch: step 4, its end not yet done
+    CHECK(st.step == (stop_at - 1) % 4 + 1);
+    REQUIRE(train_from(resumed, st, 4, -1, {}));
+    check_same_parameters(straight.model, resumed.model);
+    auto sa = straight.opt.state(), sb = resumed.opt.state();
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(same_bits(sa[i].second, sb[i].second));
+    CHECK(straight.loader.generator().state() == resumed.loader.generator().state());
+  }
+}
+
+TEST_CASE("a mid-epoch checkpoint names the file and the problem when it does not fit the loader", "[io]") {
+  TempDir dir;
+  SequenceDataset data = make_dataset();
+  Run first(data);
+  TrainingState st = first.state();
+  st.loader = &first.loader;
+  REQUIRE_FALSE(train_from(first, st, 2, 3, dir / "c.safetensors"));
+  SequenceDataset small({"a", "b"}, {"y"});
+  for (int i = 0; i < 4; ++i) small.add({std::to_string(i), zeros({2, 2}), zeros({2, 1})});
+  Run other(small);  // one batch per epoch
+  TrainingState o = other.state();
+  o.loader = &other.loader;
+  CHECK_THROWS_WITH(load_checkpoint(dir / "c.safetensors", other.model, o),
+                    (dir / "c.safetensors").string() +
+                        ": __metadata__ step 3 is past the 1 batches of the loader's epoch (another dataset or batch "
+                        "size?)");
+  Run plain(data);  // saved without a loader: asking for one says what is missing
+  TrainingState p = plain.state();
+  save_checkpoint(dir / "d.safetensors", plain.model, p);
+  p.loader = &plain.loader;
+  CHECK_THROWS_WITH(load_checkpoint(dir / "d.safetensors", plain.model, p),
+                    Catch::Contains("d.safetensors: __metadata__ has no 'loader.rng' (a DataLoader is listed in TrainingState)"));
+}
+
+// The seed corpus of fuzz_checkpoint: every file loads into the fuzzer's fixture. To rewrite them
+// after changing the fixture: SEQGRAD_WRITE_FUZZ_SEEDS=fuzz/corpus/checkpoint build/tests/seqgrad_tests "[fuzzseeds]"
+TEST_CASE("fuzz_checkpoint's seed corpus loads into its fixture", "[io][fuzzseeds]") {
+  const std::filesystem::path dir = std::filesystem::path(SEQGRAD_SOURCE_DIR) / "fuzz/corpus/checkpoint";
+  if (const char* out = std::getenv("SEQGRAD_WRITE_FUZZ_SEEDS"))
+    for (int64_t batches : {1, 3, 4}) {
+      fuzz::CheckpointFixture f;
+      TrainingState st = f.train(batches);
+      st.user["note"] = "seed";
+      save_checkpoint(std::filesystem::path(out) / fmt::format("after_{}_batches.safetensors", batches), f.model, st);
+    }
+  int seeds = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    INFO(e.path());
+    fuzz::CheckpointFixture f;
+    TrainingState st = f.state();
+    CHECK_NOTHROW(load_checkpoint(e.path(), f.model, st));
+    CHECK(st.epoch == 1);
+    ++seeds;
+  }
+  CHECK(seeds >= 3);
+}
+
+TEST_CASE("every checkpoint rejection names the file and what is wrong", "[io]") {
+  TempDir dir;
+  fuzz::CheckpointFixture good;
+  TrainingState gst = good.train(1);
+  const auto valid = dir / "valid.safetensors";
+  save_checkpoint(valid, good.model, gst);
+  TensorFile file = load_safetensors(valid);
+  // One corruption per row: what to change, and the words the message must hold after the path.
+  struct Bad {
+    std::function<void(TensorFile&)> change;
+    std::string says;
+  };
+  std::vector<Bad> cases = {
+      {[](TensorFile& f) { f.metadata["format"] = "pt"; }, "not a seqgrad training checkpoint"},
+      {[](TensorFile& f) { f.metadata["checkpoint_version"] = "9"; }, "checkpoint_version '9'"},
+      {[](TensorFile& f) { f.metadata["epoch"] = "-1"; }, "__metadata__ epoch '-1' is not a count"},
+      {[](TensorFile& f) { f.metadata["step"] = "x"; }, "__metadata__ step 'x' is not a count"},
+      {[](TensorFile& f) { f.metadata["step"] = "99"; }, "step 99 is past the 4 batches"},
+      {[](TensorFile& f) { f.metadata.erase("loader.epoch_rng"); }, "no 'loader.epoch_rng'"},
+      {[](TensorFile& f) { f.metadata["rng.extra"] = "12"; }, "rng.extra: generator state '12'"},
+      {[](TensorFile& f) { f.metadata["optim.name"] = "SGD"; }, "holds SGD state, but the optimizer is Adam"},
+      {[](TensorFile& f) { f.metadata["scheduler.last_epoch"] = "one"; }, "'scheduler.last_epoch' is 'one', not a number"},
+      {[](TensorFile& f) { f.tensors.erase(f.tensors.begin()); }, "1 missing: lstm.weight_ih_l0"},
+      {[](TensorFile& f) {  // found by fuzz_checkpoint: converting it to an integer was undefined
+         for (auto& [name, t] : f.tensors)
+           if (name == "optim.0.step") t = full({}, 2.6e233, DType::f64);
+       },
+       "'0.step' is 2.6e+233, not a step count"},
+      {[](TensorFile& f) { f.tensors[0].second = zeros({5}); }, "lstm.weight_ih_l0: expected (12, 2), got (5,)"},
+      {[](TensorFile& f) { f.metadata.erase("rng.model.lstm.dropout_generator"); }, "'rng.model.lstm.dropout_generator'"},
+  };
+  int i = 0;
+  for (auto& c : cases) {
+    TensorFile f = file;
+    c.change(f);
+    const auto path = dir / fmt::format("bad{}.safetensors", i++);
+    save_safetensors(path, f.tensors, f.metadata);
+    fuzz::CheckpointFixture fresh;
+    TrainingState st = fresh.state();
+    INFO(c.says);
+    CHECK_THROWS_WITH(load_checkpoint(path, fresh.model, st), Catch::StartsWith(path.string() + ": ") && Catch::Contains(c.says));
+  }
+  // Truncated: the safetensors layer names the file and the offset.
+  std::ifstream in(valid, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir / "cut.safetensors", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  fuzz::CheckpointFixture fresh;
+  TrainingState st = fresh.state();
+  CHECK_THROWS_WITH(load_checkpoint(dir / "cut.safetensors", fresh.model, st),
+                    Catch::StartsWith((dir / "cut.safetensors").string() + ": "));
 }

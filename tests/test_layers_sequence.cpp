@@ -169,3 +169,33 @@ TEST_CASE("a small LSTM model learns a running mean on a variable-length batch",
   INFO("loss " << first << " -> " << last);
   CHECK(last < 0.2 * first);
 }
+
+TEST_CASE("a sequence forward above the activation memory limit fails before allocating", "[layers][memory]") {
+  LSTM lstm({.input_size = 8, .hidden_size = 64, .num_layers = 2});
+  Tensor x = zeros({4, 1000, 8});
+  // Kept per step and sequence: 2 layers x (4H projection + h + c) = 2 x 384 floats: 4 x 1000 x 768 x 4 B = 11.7 MiB.
+  set_activation_memory_limit(1 << 20);
+  struct Reset {
+    ~Reset() { set_activation_memory_limit(0); }
+  } reset;
+  {
+    Profiler prof;  // counts every op: none may run
+    CHECK_THROWS_MATCHES(lstm.forward(x), std::length_error,
+                         Catch::Matchers::Message(
+                             "LSTM: the activations kept for backward would take about 11.7 MiB (2 layer(s) x 1000 "
+                             "steps x batch 4 x 384 values per step, float32) for input (4, 1000, 8), above the limit "
+                             "of 1.0 MiB (set_activation_memory_limit; default: physical memory); shorten the sequence "
+                             "(truncated BPTT with detach_state), reduce the batch, or run without grad (NoGradGuard)"));
+    CHECK(prof.num_events() == 0);
+  }
+  CHECK(Tape::current().size() == 0);
+  {  // nothing is kept without grad, and shorter chunks fit
+    NoGradGuard no_grad;
+    CHECK(lstm.forward(x).output.shape() == Shape{4, 1000, 64});
+  }
+  CHECK_NOTHROW(lstm.forward(zeros({4, 50, 8})));
+  Tape::current().clear();
+  set_activation_memory_limit(0);
+  CHECK(activation_memory_limit() > (int64_t(1) << 28));  // physical memory
+  CHECK_THROWS_WITH(set_activation_memory_limit(-1), Catch::Contains("negative"));
+}
