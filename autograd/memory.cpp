@@ -13,8 +13,11 @@ namespace seqgrad::detail {
 
 namespace {
 
+// GCC says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer).
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSlabs = false;
+#elif defined(__has_feature)
+constexpr bool kSlabs = !__has_feature(address_sanitizer);
 #else
 constexpr bool kSlabs = true;
 #endif
