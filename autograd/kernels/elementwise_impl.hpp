@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include <xsimd/xsimd.hpp>
+#include <limits>
 
 #include "autograd/kernels/elementwise.h"
 
@@ -241,23 +242,37 @@ void affine_kernel::operator()(Arch, T* y, const T* x, T scale, T shift, int64_t
   });
 }
 
+namespace detail {
+// x^p as C's pow has it. xsimd 8.1's pow gives 0 for 0^p with p <= 0, where C and PyTorch give 1
+// for p = 0 and inf for p < 0 (-inf for -0 to an odd power): 1 / x of a zero would silently be 0.
+template <class V, class T>
+V pow(V x, T p) {
+  if constexpr (std::is_same_v<V, T>) {
+    return std::pow(x, p);
+  } else {
+    if (p == 0) return V(T(1));
+    V r = xsimd::pow(x, V(p));
+    if (p > 0) return r;
+    const bool odd = std::trunc(p) == p && std::fmod(p, T(2)) != 0;
+    const V inf(std::numeric_limits<T>::infinity());
+    return xsimd::select(x == V(T(0)), odd ? xsimd::copysign(inf, x) : inf, r);
+  }
+}
+}  // namespace detail
+
 template <class Arch, class T>
 void pow_kernel::operator()(Arch, T* y, const T* x, T p, int64_t n) const {
-  using std::pow;
-  using xsimd::pow;
   detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
     using V = decltype(v);
-    detail::store(y, i, pow(detail::load<V>(x, i, 1), V(p)));
+    detail::store(y, i, detail::pow(detail::load<V>(x, i, 1), p));
   });
 }
 
 template <class Arch, class T>
 void pow_bwd_kernel::operator()(Arch, T* dx, const T* x, T p, const T* dy, int64_t n) const {
-  using std::pow;
-  using xsimd::pow;
   detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
     using V = decltype(v);
-    V d = V(p) * pow(detail::load<V>(x, i, 1), V(p - 1));
+    V d = V(p) * detail::pow(detail::load<V>(x, i, 1), p - 1);
     detail::store(dx, i, detail::load<V>(dx, i, 1) + detail::load<V>(dy, i, 1) * d);
   });
 }
