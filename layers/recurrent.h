@@ -56,6 +56,17 @@ struct LSTMOutput {
 Tensor detach_state(const Tensor& h);
 LSTMState detach_state(const LSTMState& s);
 
+// Streaming inference: a sequence layer's state between calls to step(), from initial_state().
+// h[l] (and c[l] for LSTM) is layer l's state (B, H); read or overwrite them between steps. The
+// rest are buffers and packings of the weights made once and reused by every step, so a step
+// allocates nothing; the packings copy W_hh as it was when the state was made (make a new state
+// after changing the weights).
+struct StreamState {
+  std::vector<Tensor> h, c;
+  std::vector<Tensor> xp, hp, bias;  // per layer: input projection, hidden-product scratch, folded bias
+  std::vector<PackedWeight> w_hh;
+};
+
 namespace detail {
 
 enum class CellKind : uint8_t { rnn_tanh, rnn_relu, lstm, gru };
@@ -94,6 +105,16 @@ RecurrentConfig make_config(const char* name, CellKind kind, const Options& o) {
 
 // The sequence layers' shared body: parameters weight_ih_l{k}[_reverse] etc. and the time loop.
 class RecurrentBase : public Module {
+ public:
+  // Streaming inference, one step at a time, no tape (for unidirectional layers; bidirectional ones
+  // need the whole sequence and throw):
+  //   StreamState s = lstm.initial_state(1);                 // zeros; or from {h0, c0} (L, B, H)
+  //   for (...) { const Tensor& y = lstm.step(x_t, s); }     // x_t (B, I) -> y (B, H), the top layer's h
+  // y is s.h.back(): overwritten by the next step (copy it to keep it). The outputs are bitwise
+  // those of forward() over the same steps (dropout off, as in eval()).
+  StreamState initial_state(int64_t batch, const LSTMState& init = {}) const;
+  const Tensor& step(const Tensor& x, StreamState& s) const;
+
  protected:
   explicit RecurrentBase(const RecurrentConfig& config);
   // c0 is only read for LSTM; c_n is undefined for the others.

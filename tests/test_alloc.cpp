@@ -119,3 +119,19 @@ TEST_CASE("a recurrent training step allocates no more for more steps: none per 
   CHECK(long_run == short_run);
   CHECK(short_run < 20);
 }
+
+TEST_CASE("streaming steps allocate nothing after the first", "[layers][alloc][stream]") {
+  Generator gen(2);
+  LSTM lstm({.input_size = 16, .hidden_size = 64, .num_layers = 2});
+  GRU gru({.input_size = 16, .hidden_size = 64});
+  RNN rnn({.input_size = 16, .hidden_size = 64});
+  Tensor x = uniform({1, 16}, -1, 1, gen);
+  for (detail::RecurrentBase* layer : {static_cast<detail::RecurrentBase*>(&lstm), static_cast<detail::RecurrentBase*>(&gru),
+                                       static_cast<detail::RecurrentBase*>(&rnn)}) {
+    StreamState s = layer->initial_state(1);
+    layer->step(x, s);  // the GEMM's per-thread buffers
+    Counting counting;
+    for (int t = 0; t < 50; ++t) layer->step(x, s);
+    CHECK(counting.count() == 0);
+  }
+}
