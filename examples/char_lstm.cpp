@@ -33,6 +33,9 @@ class CharModel : public Module {
     state = out.state();
     return head_->forward(out.output);
   }
+  // Streaming: one character -> next-character logits (V), the LSTM state carried in s.
+  StreamState initial_state() const { return lstm_->initial_state(1); }
+  Tensor step(int64_t id, StreamState& s) { return head_->forward(lstm_->step(emb_->forward({&id, 1}, {1}), s)).reshape({-1}); }
 
  private:
   std::shared_ptr<Embedding> emb_;
@@ -43,19 +46,17 @@ class CharModel : public Module {
 // Continues `prompt` by drawing each next character from softmax(logits / temperature).
 std::string sample(CharModel& model, const std::string& vocab, const std::string& prompt, int n, Generator& gen) {
   NoGradGuard no_grad;
-  LSTMState state;
+  StreamState state = model.initial_state();  // one step at a time, as a deployed model runs
   std::string text = prompt;
-  std::vector<int64_t> ids;
-  for (char ch : prompt) ids.push_back(int64_t(vocab.find(ch)));
-  Tensor logits = model.forward(ids, 1, int64_t(ids.size()), state);
+  Tensor logits;
+  for (char ch : prompt) logits = model.step(int64_t(vocab.find(ch)), state);
   for (int i = 0; i < n; ++i) {
-    Tensor p = softmax(select(select(logits, 0, 0), 0, -1) * (1 / 0.7), 0);
+    Tensor p = softmax(logits * (1 / 0.7), 0);
     double r = gen.uniform(), acc = 0;
     int64_t next = 0;
     for (auto v = p.to_vector(); next + 1 < int64_t(v.size()) && (acc += v[size_t(next)]) < r;) ++next;
     text += vocab[size_t(next)];
-    int64_t id = next;
-    logits = model.forward({&id, 1}, 1, 1, state);
+    logits = model.step(next, state);
   }
   return text;
 }
