@@ -7,6 +7,7 @@
 
 #include "autograd/ops.h"
 #include "layers/init.h"
+#include "quant/quantize.h"
 
 namespace seqgrad {
 
@@ -31,7 +32,7 @@ Tensor Linear::forward(const Tensor& x) const {
   if (x.dtype() != weight_.dtype())
     throw std::invalid_argument(fmt::format("Linear: input is {} but the parameters are {}; convert one with to()",
                                             x.dtype(), weight_.dtype()));
-  return linear(x, weight_, bias_);
+  return int8_ ? quant::linear_forward(*int8_, x, weight_) : linear(x, weight_, bias_);
 }
 
 }  // namespace seqgrad

@@ -10,6 +10,7 @@
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "layers/dropout.h"
+#include "quant/quantize.h"
 
 namespace seqgrad {
 
@@ -114,6 +115,10 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
   const bool is_lstm = cfg_.kind == CellKind::lstm;
   check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
   if (is_lstm) check_state(c0, "c0", B);
+  if (int8_) {
+    if (!lengths.empty()) throw std::invalid_argument(fmt::format("{}: int8 (quantized) layers do not take lengths", name));
+    return quant::recurrent_forward(cfg_, *int8_, x, h0, c0, w_ih_[0]);
+  }
 
   // Masks for the steps where some sequences have ended: m = [t < length], keep = 1 - m.
   // Steps before min(lengths) need none; steps from max(lengths) on are skipped entirely.
@@ -220,6 +225,7 @@ const Tensor& RecurrentBase::step(const Tensor& x, StreamState& s) const {
     throw std::invalid_argument(fmt::format("{}: step: x must be a contiguous {} tensor of shape ({}, {}) (batch, input_size), got {}",
                                             name, w_ih_[0].dtype(), B, cfg_.input_size,
                                             x.defined() ? fmt::format("{} {}", x.shape(), x.dtype()) : "undefined"));
+  if (int8_) return quant::recurrent_step(cfg_, *int8_, x, s), s.h.back();
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const size_t i = size_t(l);
     if (s.h[i].shape() != Shape{B, H} || !s.h[i].contiguous() ||

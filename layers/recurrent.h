@@ -31,6 +31,10 @@
 #include "layers/module.h"
 
 namespace seqgrad {
+namespace quant {
+struct QuantizedRecurrent;
+struct Quantizer;
+}  // namespace quant
 
 // (output (B, T, D*H) batch_first or (T, B, D*H), h_n (num_layers*D, B, H)).
 struct RNNOutput {
@@ -111,7 +115,8 @@ class RecurrentBase : public Module {
   //   StreamState s = lstm.initial_state(1);                 // zeros; or from {h0, c0} (L, B, H)
   //   for (...) { const Tensor& y = lstm.step(x_t, s); }     // x_t (B, I) -> y (B, H), the top layer's h
   // y is s.h.back(): overwritten by the next step (copy it to keep it). The outputs are bitwise
-  // those of forward() over the same steps (dropout off, as in eval()).
+  // those of forward() over the same steps (dropout off, as in eval()) — except that a forward()
+  // of a single step at batch 1 takes the GEMM's matrix-vector path, whose sums run in another order.
   StreamState initial_state(int64_t batch, const LSTMState& init = {}) const;
   const Tensor& step(const Tensor& x, StreamState& s) const;
 
@@ -123,9 +128,11 @@ class RecurrentBase : public Module {
  private:
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
 
+  friend struct quant::Quantizer;
   RecurrentConfig cfg_;
   std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction
   std::shared_ptr<Generator> dropout_gen_;  // registered as "dropout_generator"
+  std::shared_ptr<quant::QuantizedRecurrent> int8_;  // set by quantize_dynamic: run() and step() use it
 };
 
 // The cells' shared body: parameters weight_ih, weight_hh, bias_ih, bias_hh and input checks.
