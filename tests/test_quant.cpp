@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "autograd/seqgrad.h"
 #include "layers/layers.h"
+#include "io/io.h"
 #include "quant/quantize.h"
 
 using namespace seqgrad;
@@ -162,4 +164,43 @@ TEST_CASE("int8 layers are inference only; conversion errors", "[quant][errors]"
   RNN f64({.input_size = 3, .hidden_size = 4, .dtype = DType::f64});
   CHECK_THROWS_WITH(quantize_dynamic(f64), Catch::Contains("weight_ih_l0") && Catch::Contains("float32"));
   CHECK_FALSE(is_quantized(f64));
+}
+
+namespace {
+struct Tagger : Module {
+  explicit Tagger(uint64_t seed) {
+    lstm = register_module("lstm", std::make_shared<LSTM>(LSTMOptions{.input_size = 6, .hidden_size = 20, .num_layers = 2, .seed = seed}));
+    head = register_module("head", std::make_shared<Linear>(LinearOptions{.in_features = 20, .out_features = 3, .seed = seed + 1}));
+  }
+  Tensor forward(const Tensor& x) { return head->forward(lstm->forward(x).output); }
+  std::shared_ptr<LSTM> lstm;
+  std::shared_ptr<Linear> head;
+};
+}  // namespace
+
+TEST_CASE("int8 models save and load through safetensors: I8 weights, F32 scales", "[quant][io]") {
+  NoGradGuard no_grad;
+  const std::string path = "test_quant_model.safetensors", float_path = "test_quant_float.safetensors";
+  Generator gen(9);
+  Tensor x = normal({2, 7, 6}, 0, 1, gen);
+  Tagger a(1);
+  io::save(a, float_path);
+  quantize_dynamic(a);
+  io::save(a, path);
+  io::TensorFile file = io::load_safetensors(path);
+  CHECK(file.int8 == io::Int8Names{"head.weight", "lstm.weight_hh_l0", "lstm.weight_hh_l1", "lstm.weight_ih_l0", "lstm.weight_ih_l1"});
+  CHECK(file.at("lstm.weight_ih_l0_scale").shape() == Shape{80});
+  CHECK(file.at("lstm.bias_ih_l0").dtype() == DType::f32);
+
+  Tagger b(2);  // other weights, replaced by the file's
+  quantize_dynamic(b);
+  io::load(b, path);
+  CHECK(b.forward(x).to_vector() == a.forward(x).to_vector());
+
+  Tagger float_model(3);
+  CHECK_THROWS_WITH(io::load(float_model, path), Catch::Contains("int8 (quantized) weights") && Catch::Contains("quantize_dynamic"));
+  CHECK_THROWS_WITH(io::load(b, float_path), Catch::Contains("'lstm.weight_ih_l0' is a float tensor but the model is quantized"));
+  CHECK(b.forward(x).to_vector() == a.forward(x).to_vector());  // nothing changed
+  std::remove(path.c_str());
+  std::remove(float_path.c_str());
 }
