@@ -17,6 +17,7 @@
 #include "io/dataloader.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
+#include "quant/quantize.h"
 
 using namespace seqgrad;
 
@@ -61,17 +62,32 @@ std::string sample(CharModel& model, const std::string& vocab, const std::string
   return text;
 }
 
+// Mean next-character cross-entropy over every window of the text, as one batch without the tape.
+double text_loss(CharModel& model, const std::string& text, const std::string& vocab, int64_t steps) {
+  NoGradGuard no_grad;
+  std::vector<int64_t> ids, next;
+  for (size_t start = 0; start + size_t(steps) < text.size(); start += size_t(steps))
+    for (size_t t = start; t < start + size_t(steps); ++t) {
+      ids.push_back(int64_t(vocab.find(text[t])));
+      next.push_back(int64_t(vocab.find(text[t + 1])));
+    }
+  LSTMState fresh;
+  Tensor logits = model.forward(ids, int64_t(ids.size()) / steps, steps, fresh);
+  return cross_entropy(logits.reshape({-1, int64_t(vocab.size())}), next).item();
+}
+
 int main(int argc, char** argv) {
   std::string path = SEQGRAD_SOURCE_DIR "/examples/data/sonnets.txt", checkpoint = "char_lstm.safetensors";
   int epochs = 40;
   int64_t hidden = 128, steps = 32, batch = 16;
-  bool resume = false;
+  bool resume = false, quantize = false;
   CLI::App app{"Trains a character-level LSTM language model on a text and samples from it."};
   app.add_option("--text", path, "Training text")->check(CLI::ExistingFile)->capture_default_str();
   app.add_option("--epochs", epochs, "Epochs (total, counting resumed ones)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--hidden", hidden, "LSTM hidden units")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--checkpoint", checkpoint, "Training checkpoint written after every epoch")->capture_default_str();
   app.add_flag("--resume", resume, "Continue from --checkpoint");
+  app.add_flag("--quantize", quantize, "After training, convert to int8 weights (quantize_dynamic), report the float and int8 loss on the text and sample from the int8 model");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -125,6 +141,11 @@ int main(int argc, char** argv) {
       io::save_checkpoint(checkpoint, model, ts);
       if (epoch % 10 == 0 || epoch == epochs)
         fmt::print("epoch {:3d}  loss {:.3f} (perplexity {:.1f})  lr {:.4f}\n", epoch, total, std::exp(total), opt.lr());
+    }
+    if (quantize) {
+      const double float_loss = text_loss(model, text, vocab, steps);
+      quantize_dynamic(model);
+      fmt::print("loss on the text: float32 {:.4f}, int8 {:.4f}\n", float_loss, text_loss(model, text, vocab, steps));
     }
     fmt::print("\nSample:\n{}\n", sample(model, vocab, "Shall I ", 200, sampler));
   } catch (const std::exception& e) {
