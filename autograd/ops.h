@@ -118,6 +118,9 @@ namespace detail {
 // are bitwise those of the sequence layers. Allocates nothing.
 void cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& c, const PackedWeight& w,
                           const Tensor& b_hh, const Tensor& hp);
+// out (B, N) = x (B, K) W^T + b for a packed W (N, K), without the tape or allocation, each row
+// bitwise as linear() computes it in a product of two rows or more.
+void linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out);
 }  // namespace detail
 
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

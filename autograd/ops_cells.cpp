@@ -295,6 +295,14 @@ void detail::cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tens
   });
 }
 
+void detail::linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out) {
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::gemm_packed_rows<T>(x.size(0), ptr<T>(x), x.size(1), w.packs()->forward<T>(w.tensor()), ptr<T>(out),
+                           out.size(1), ptr_or_null<T>(b));
+  });
+}
+
 namespace detail {
 void RnnCell_bwd(const Node& n) {
   CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, n.in[2], {});

@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "autograd/kernels/gemm.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "layers/dropout.h"
@@ -211,6 +210,7 @@ StreamState RecurrentBase::initial_state(int64_t batch, const LSTMState& init) c
     // What input_projection adds, computed the same way.
     const size_t i = size_t(l);
     s.bias.push_back(!b_ih_[i].defined() || cfg_.kind == CellKind::gru ? b_ih_[i] : add(b_ih_[i], b_hh_[i]));
+    s.w_ih.emplace_back(w_ih_[i]);
     s.w_hh.emplace_back(w_hh_[i]);
   }
   return s;
@@ -231,15 +231,8 @@ const Tensor& RecurrentBase::step(const Tensor& x, StreamState& s) const {
     if (s.h[i].shape() != Shape{B, H} || !s.h[i].contiguous() ||
         (cfg_.kind == CellKind::lstm && (s.c[i].shape() != Shape{B, H} || !s.c[i].contiguous())))
       throw std::invalid_argument(fmt::format("{}: step: state of layer {} must be contiguous ({}, {})", name, l, B, H));
-    const Tensor& in = l == 0 ? x : s.h[i - 1];
-    const int64_t I = in.size(1);
-    auto project = [&](auto* p) {  // linear()'s GEMM, rows summed as in forward()'s B*T-row product
-      using T = std::remove_pointer_t<decltype(p)>;
-      kernels::gemm_rows<T>(B, G * H, I, in.data<T>(), I, w_ih_[i].data<T>(), I, s.xp[i].data<T>(), G * H,
-                            s.bias[i].defined() ? s.bias[i].data<T>() : nullptr);
-    };
-    if (in.dtype() == DType::f32) project(static_cast<float*>(nullptr));
-    else project(static_cast<double*>(nullptr));
+    // linear()'s GEMM, rows summed as in forward()'s B*T-row product
+    linear_rows_into(l == 0 ? x : s.h[i - 1], s.w_ih[i], s.bias[i], s.xp[i]);
     cell_forward_inplace(int(G), cfg_.kind == CellKind::rnn_relu, s.xp[i], s.h[i],
                          cfg_.kind == CellKind::lstm ? s.c[i] : Tensor(), s.w_hh[i], b_hh_[i], s.hp[i]);
   }

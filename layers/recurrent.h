@@ -68,7 +68,7 @@ LSTMState detach_state(const LSTMState& s);
 struct StreamState {
   std::vector<Tensor> h, c;
   std::vector<Tensor> xp, hp, bias;  // per layer: input projection, hidden-product scratch, folded bias
-  std::vector<PackedWeight> w_hh;
+  std::vector<PackedWeight> w_ih, w_hh;
 };
 
 namespace detail {

@@ -20,13 +20,6 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc, const T* bias = nullptr);
 
-// C (M x N) = A B^T (+ bias) for A (M x K) and B (N x K), as gemm(false, true, ...) with beta 0 but
-// never by the matrix-vector path when M is 1, whose sums run in another order: each row of C gets
-// the bits it gets in any taller product (a streaming step's share of a sequence's projection).
-template <class T>
-void gemm_rows(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-               const T* bias = nullptr);
-
 // op(B) packed once for many products with different A, e.g. an RNN's W_hh over its time steps.
 // The layout is the k slices and column panels gemm() builds on every call, so gemm_packed() gives
 // bitwise the same C as gemm() with the same B. When op(B) is small enough for gemm()'s direct
@@ -55,14 +48,19 @@ extern template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const fl
                                  float, float*, int64_t, const float*);
 extern template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
                                   int64_t, double, double*, int64_t, const double*);
-extern template void gemm_rows<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
-                                      int64_t, const float*);
-extern template void gemm_rows<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
-                                       double*, int64_t, const double*);
 extern template int64_t gemm_packed_size<float>(int64_t, int64_t);
 extern template int64_t gemm_packed_size<double>(int64_t, int64_t);
 extern template void gemm_pack_b<float>(const PackedB<float>&);
 extern template void gemm_pack_b<double>(const PackedB<double>&);
+// gemm_packed() with beta 0 but never by the matrix-vector path when M is 1, whose sums run in
+// another order: each row of C gets the bits gemm() gives it in any taller product with op(B)
+// (a streaming step's share of a sequence's input projection).
+template <class T>
+void gemm_packed_rows(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T* C, int64_t ldc, const T* bias = nullptr);
+extern template void gemm_packed_rows<float>(int64_t, const float*, int64_t, const PackedB<float>&, float*, int64_t,
+                                             const float*);
+extern template void gemm_packed_rows<double>(int64_t, const double*, int64_t, const PackedB<double>&, double*, int64_t,
+                                              const double*);
 extern template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t,
                                         const float*);
 extern template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*,
