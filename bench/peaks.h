@@ -1,5 +1,6 @@
 // Machine ceilings the inference benchmarks report against, measured by instruction loops
-// (bench/peaks.cpp, built for AVX-512 + VNNI; both return 0 on CPUs without them).
+// (bench/peaks.cpp, built for AVX-512 + VNNI; both return 0 on CPUs without them). Timed in the
+// thread's CPU time, so compare them with the benchmarks' CPU column on a busy machine.
 #pragma once
 
 #include <cstddef>
