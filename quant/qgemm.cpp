@@ -104,12 +104,19 @@ std::vector<float> QMatrix::dequantize() const {
 void quantize_rows(int64_t M, int64_t K, const float* A, int64_t lda, int8_t* q, int64_t ldq, float* scale) {
   for (int64_t m = 0; m < M; ++m) {
     const float* a = A + m * lda;
-    float amax = 0;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(a[k]));
-    const float s = amax > 0 ? amax / 127.f : 1.f, inv = 1.f / s;
-    scale[m] = s;
-    for (int64_t k = 0; k < K; ++k) q[m * ldq + k] = int8_t(std::clamp(std::nearbyint(a[k] * inv), -127.f, 127.f));
-    std::fill(q + m * ldq + K, q + m * ldq + ldq, int8_t(0));
+    int8_t* qm = q + m * ldq;
+    if (active() == QIsa::avx512_vnni) {
+      detail::quantize_row_avx512(K, a, qm, scale + m);
+    } else if (active() == QIsa::avx2) {
+      detail::quantize_row_avx2(K, a, qm, scale + m);
+    } else {
+      float amax = 0;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(a[k]));
+      const float s = detail::row_scale(amax), inv = 1.f / s;
+      scale[m] = s;
+      for (int64_t k = 0; k < K; ++k) qm[k] = int8_t(std::clamp(std::nearbyint(a[k] * inv), -127.f, 127.f));
+    }
+    std::fill(qm + K, qm + ldq, int8_t(0));
   }
 }
 

@@ -60,6 +60,11 @@ void qgemm_avx2(int64_t, const int8_t*, int64_t, const float*, const QMatrix&, i
                 const float*);
 void qgemm_vnni(int64_t, const int8_t*, int64_t, const float*, const QMatrix&, int64_t, int64_t, bool, float*, int64_t,
                 const float*);
+// quantize_rows' SIMD forms (the same values: products rounded to nearest even, clamped), without padding.
+void quantize_row_avx2(int64_t K, const float* a, int8_t* q, float* scale);
+void quantize_row_avx512(int64_t K, const float* a, int8_t* q, float* scale);
+// The scale of a row whose largest magnitude is amax, and the factor values are multiplied by.
+inline float row_scale(float amax) { return amax > 0 ? amax / 127.f : 1.f; }
 // The epilogue every kernel applies to one int32 sum, written once so all round alike.
 inline float dequant(int32_t acc, float a_scale, float w_scale, const float* bias, int64_t n, bool accumulate,
                      const float* c) {

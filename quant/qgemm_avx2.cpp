@@ -2,7 +2,9 @@
 // Bytes are sign-extended to int16 and multiplied by vpmaddwd, exact (vpmaddubsw could saturate).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -71,6 +73,30 @@ constexpr std::array<std::array<TileFn, 2>, 4> tiles{row_of<1>(std::make_integer
                                                      row_of<3>(std::make_integer_sequence<int, 2>{}),
                                                      row_of<4>(std::make_integer_sequence<int, 2>{})};
 }  // namespace
+
+void quantize_row_avx2(int64_t K, const float* a, int8_t* q, float* scale) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  __m256 vmax = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(a + k)));
+  alignas(32) float m8[8];
+  _mm256_store_ps(m8, vmax);
+  float amax = 0;
+  for (float v : m8) amax = std::max(amax, v);
+  for (int64_t j = k; j < K; ++j) amax = std::max(amax, std::abs(a[j]));
+  const float s = row_scale(amax), inv = 1.f / s;
+  *scale = s;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  for (k = 0; k + 8 <= K; k += 8) {  // cvtps rounds to nearest even, as nearbyint does
+    __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a + k), vinv));
+    v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+    alignas(32) int32_t w[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w), v);
+    for (int j = 0; j < 8; ++j) q[k + j] = int8_t(w[j]);
+  }
+  for (; k < K; ++k) q[k] = int8_t(std::clamp(std::nearbyint(a[k] * inv), -127.f, 127.f));
+}
 
 void qgemm_avx2(int64_t M, const int8_t* Aq, int64_t ldq, const float* a_scale, const QMatrix& W, int64_t j0,
                 int64_t j1, bool accumulate, float* C, int64_t ldc, const float* bias) {

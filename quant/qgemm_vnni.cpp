@@ -1,7 +1,9 @@
 // The AVX-512 VNNI kernel of qgemm (qgemm.h); built with -mavx512vnni, called only on CPUs that have it.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -59,6 +61,23 @@ constexpr std::array<std::array<TileFn, 4>, 4> tiles{row_of<1>(std::make_integer
                                                      row_of<3>(std::make_integer_sequence<int, 4>{}),
                                                      row_of<4>(std::make_integer_sequence<int, 4>{})};
 }  // namespace
+
+void quantize_row_avx512(int64_t K, const float* a, int8_t* q, float* scale) {
+  __m512 vmax = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(a + k)));
+  float amax = _mm512_reduce_max_ps(vmax);
+  for (int64_t j = k; j < K; ++j) amax = std::max(amax, std::abs(a[j]));
+  const float s = row_scale(amax), inv = 1.f / s;
+  *scale = s;
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (k = 0; k < K; k += 16) {  // cvtps rounds to nearest even, as nearbyint does
+    const __mmask16 mask = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
+    __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a + k), vinv));
+    _mm_mask_storeu_epi8(q + k, mask, _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi)));
+  }
+}
 
 void qgemm_vnni(int64_t M, const int8_t* Aq, int64_t ldq, const float* a_scale, const QMatrix& W, int64_t j0,
                 int64_t j1, bool accumulate, float* C, int64_t ldc, const float* bias) {
