@@ -42,7 +42,31 @@ WORKLOADS = [  # (name, kind, cell, hidden)
     ("RNN forward H=512", "infer", "rnn", 512),
     ("LSTM forward H=512", "infer", "lstm", 512),
     ("GRU forward H=512", "infer", "gru", 512),
+    # int8: seqgrad's quantize_dynamic against PyTorch's (qint8, its available engine: onednn on Debian)
+    ("LSTM int8 forward H=256", "qinfer", "lstm", 256),
+    ("GRU int8 forward H=256", "qinfer", "gru", 256),
+    ("LSTM int8 forward H=512", "qinfer", "lstm", 512),
+    ("GRU int8 forward H=512", "qinfer", "gru", 512),
+    # streaming, one step at batch 1: seqgrad's step() (float32, then int8) against PyTorch eager
+    # float32 (the faster of LSTMCell/GRUCell and nn.LSTM/GRU on one step for 1 layer; nn.* for 2)
+    ("LSTM step H=256 L=1", "stream1", "lstm", 256),
+    ("GRU step H=256 L=1", "stream1", "gru", 256),
+    ("LSTM step H=1024 L=1", "stream1", "lstm", 1024),
+    ("GRU step H=1024 L=1", "stream1", "gru", 1024),
+    ("LSTM step H=256 L=2", "stream2", "lstm", 256),
+    ("GRU step H=256 L=2", "stream2", "gru", 256),
+    ("LSTM step H=1024 L=2", "stream2", "lstm", 1024),
+    ("GRU step H=1024 L=2", "stream2", "gru", 1024),
+    ("LSTM int8 step H=256 L=1", "stream1q", "lstm", 256),
+    ("GRU int8 step H=256 L=1", "stream1q", "gru", 256),
+    ("LSTM int8 step H=1024 L=1", "stream1q", "lstm", 1024),
+    ("GRU int8 step H=1024 L=1", "stream1q", "gru", 1024),
+    ("LSTM int8 step H=256 L=2", "stream2q", "lstm", 256),
+    ("GRU int8 step H=256 L=2", "stream2q", "gru", 256),
+    ("LSTM int8 step H=1024 L=2", "stream2q", "lstm", 1024),
+    ("GRU int8 step H=1024 L=2", "stream2q", "gru", 1024),
 ]
+STREAM_STEPS = 200  # steps per timed PyTorch run
 BATCH, STEPS, INPUT = 64, 100, 64
 
 
@@ -50,6 +74,9 @@ def bench_name(kind, cell, hidden):
     """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
         return "BM_tutorial/real_time"
+    if kind.startswith("stream"):
+        return (f"BM_stream/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/layers:{kind[6]}"
+                f"/int8:{int(kind.endswith('q'))}/real_time")
     return f"BM_{kind}/cell:{['rnn', 'lstm', 'gru'].index(cell)}/hidden:{hidden}/real_time"
 
 
@@ -92,8 +119,34 @@ def torch_worker(threads, names, repeats):
                         opt.step()
             results[name] = best_of(run, repeats)
             continue
+        if kind.startswith("stream"):
+            layers = int(kind[6])
+            seq = cells[cell](INPUT, hidden, num_layers=layers)
+            step_cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell](INPUT, hidden)
+            x1 = torch.randn(1, 1, INPUT)
+
+            def run_seq():
+                with torch.no_grad():
+                    state = None
+                    for _ in range(STREAM_STEPS):
+                        _, state = seq(x1, state)
+
+            def run_cell():
+                with torch.no_grad():
+                    state = None
+                    for _ in range(STREAM_STEPS):
+                        state = step_cell(x1[0], state)
+            t = best_of(run_seq, repeats)
+            if layers == 1:
+                t = min(t, best_of(run_cell, repeats))
+            results[name] = t / STREAM_STEPS
+            continue
         model = cells[cell](INPUT, hidden, batch_first=True)
         head = torch.nn.Linear(hidden, 1)
+        if kind == "qinfer":
+            engines = torch.backends.quantized.supported_engines
+            torch.backends.quantized.engine = next(e for e in ("fbgemm", "onednn", "x86", "qnnpack") if e in engines)
+            model = torch.quantization.quantize_dynamic(model, {type(model)}, dtype=torch.qint8)
         x = torch.randn(BATCH, STEPS, INPUT)
         target = torch.randn(BATCH, x.shape[1], 1)
         if kind == "train":
@@ -176,6 +229,8 @@ def main():
 
     print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
           f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.\n")
+    print("Rows 'int8': PyTorch quantize_dynamic (qint8). Rows 'step': one streaming step at batch 1; the\n"
+          "PyTorch column is eager float32 even for seqgrad's int8 rows (the baseline the targets name).\n")
     header = f"| {'workload':<24} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} | {'speed-up 2T':>11} |"
     if have_libtorch:
         header += f" {'libtorch best':>16} | {'seqgrad/libtorch speed-up 1T':>28} | {'seqgrad/libtorch speed-up 2T':>28} |"
@@ -187,7 +242,7 @@ def main():
         t1, t2 = ours[1][n], ours[2][n]
         pt = min(theirs[1][n], theirs[2][n])
         pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
-        row = (f"| {n:<24} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+        row = (f"| {n:<24} | {t1 * 1e3:>8.3f} ms | {t2 * 1e3:>8.3f} ms | {pt * 1e3:>7.3f} ms ({pt_threads}T) |"
                f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x |")
         if have_libtorch and n in lt[1] and n in lt[2]:
             lbest = min(lt[1][n], lt[2][n])
