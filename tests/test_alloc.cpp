@@ -13,6 +13,7 @@
 #include "autograd/seqgrad.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
+#include "quant/quantize.h"
 
 namespace {
 thread_local bool g_counting = false;
@@ -120,14 +121,16 @@ TEST_CASE("a recurrent training step allocates no more for more steps: none per 
   CHECK(short_run < 20);
 }
 
-TEST_CASE("streaming steps allocate nothing after the first", "[layers][alloc][stream]") {
+TEST_CASE("streaming steps (float and int8) allocate nothing after the first", "[layers][alloc][stream]") {
   Generator gen(2);
   LSTM lstm({.input_size = 16, .hidden_size = 64, .num_layers = 2});
   GRU gru({.input_size = 16, .hidden_size = 64});
   RNN rnn({.input_size = 16, .hidden_size = 64});
+  GRU int8({.input_size = 16, .hidden_size = 64, .num_layers = 2});
+  quantize_dynamic(int8);
   Tensor x = uniform({1, 16}, -1, 1, gen);
   for (detail::RecurrentBase* layer : {static_cast<detail::RecurrentBase*>(&lstm), static_cast<detail::RecurrentBase*>(&gru),
-                                       static_cast<detail::RecurrentBase*>(&rnn)}) {
+                                       static_cast<detail::RecurrentBase*>(&rnn), static_cast<detail::RecurrentBase*>(&int8)}) {
     StreamState s = layer->initial_state(1);
     layer->step(x, s);  // the GEMM's per-thread buffers
     Counting counting;
