@@ -110,6 +110,19 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& xp, int time_axis, int64_t t, 
 Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, const PackedWeight& w_hh,
                 const Tensor& b_hh = {}, XpUse use = XpUse::keep, const Tensor& out = {});
 
+namespace detail {
+// The cells' forward without the tape, for streaming inference (RecurrentBase::step): G = 1 (RNN),
+// 3 (GRU) or 4 (LSTM); xp (B, G*H) holds the step's input projection and is overwritten; h and c
+// (LSTM) (B, H), contiguous, are updated in place; hp (B, G*H) is scratch (RNN, GRU); b_hh is read
+// by GRU only. The same kernels in the same order as the cells with XpUse::consume, so the states
+// are bitwise those of the sequence layers. Allocates nothing.
+void cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& c, const PackedWeight& w,
+                          const Tensor& b_hh, const Tensor& hp);
+// out (B, N) = x (B, K) W^T + b for a packed W (N, K), without the tape or allocation, each row
+// bitwise as linear() computes it in a product of two rows or more.
+void linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out);
+}  // namespace detail
+
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }

@@ -271,6 +271,38 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
   return h_next;
 }
 
+void detail::cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& c,
+                                  const PackedWeight& w, const Tensor& b_hh, const Tensor& hp) {
+  const int64_t B = h.size(0), H = h.size(1);
+  by_dtype(h.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const auto packed = w.packs()->forward<T>(w.tensor());
+    T *x = ptr<T>(xp), *hh = ptr<T>(h), *p = hp.defined() ? ptr<T>(hp) : nullptr;
+    if (G == 4) {  // lstm_cell: gates = xp + h W^T, then h, c in place (the kernel reads each element first)
+      k::gemm_packed<T>(B, hh, H, packed, T(1), x, 4 * H);
+      for (int64_t b = 0; b < B; ++b)
+        k::lstm_cell_fwd(hh + b * H, ptr<T>(c) + b * H, x + b * 4 * H, static_cast<const T*>(nullptr),
+                         ptr<T>(c) + b * H, H);
+    } else if (G == 3) {  // gru_cell; hp_n lands on itself
+      k::gemm_packed<T>(B, hh, H, packed, T(0), p, 3 * H, ptr_or_null<T>(b_hh));
+      for (int64_t b = 0; b < B; ++b)
+        k::gru_cell_fwd(hh + b * H, x + b * 3 * H, p + b * 3 * H + 2 * H, x + b * 3 * H, p + b * 3 * H, hh + b * H, H);
+    } else {  // rnn_cell: h' = act(h W^T + xp) in scratch, since the product reads h
+      k::gemm_packed<T>(B, hh, H, packed, T(0), p, H);
+      for (int64_t b = 0; b < B; ++b) k::rnn_cell_fwd(p + b * H, x + b * H, relu, H);
+      std::copy_n(p, B * H, hh);
+    }
+  });
+}
+
+void detail::linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out) {
+  by_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    k::gemm_packed_rows<T>(x.size(0), ptr<T>(x), x.size(1), w.packs()->forward<T>(w.tensor()), ptr<T>(out),
+                           out.size(1), ptr_or_null<T>(b));
+  });
+}
+
 namespace detail {
 void RnnCell_bwd(const Node& n) {
   CellRows r = cell_rows("rnn_cell", n.in[0], int(n.iattr[0]), n.iattr[1], n.in[1], 1, n.in[2], {});

@@ -10,6 +10,10 @@
 //   BM_fma_peak              the machine's float32 FMA bound: independent fused multiply-adds on
 //                            the widest vectors, on every OpenMP thread; the yardstick of the
 //                            GFLOP/s column compare_pytorch.py prints
+//   BM_qinfer/<cell>/<H>     the same after quantize_dynamic (int8 weights)
+//   BM_stream/<cell>/<H>/<L>/<int8>  one streaming step (step()), batch 1, input 64, L layers; counters:
+//                            the weights' bytes and the time to read them once at the read bandwidth of
+//                            a working set that size (bench/peaks.h), the bound a batch-1 step cannot beat
 // Counters: seqs*steps per second (FLOP/s for the peak). Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
@@ -19,6 +23,8 @@
 #include "examples/peephole_lstm.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
+#include "bench/peaks.h"
+#include "layers/quantize.h"
 
 using namespace seqgrad;
 
@@ -83,6 +89,39 @@ void BM_infer(benchmark::State& s) {
   s.SetLabel(kCells[s.range(0)]);
 }
 
+void BM_qinfer(benchmark::State& s) {
+  Model m(int(s.range(0)), s.range(1));
+  Generator g(1);
+  Tensor x = normal({kBatch, kSteps, kInput}, 0, 1, g);
+  NoGradGuard no_grad;
+  quantize_dynamic(*(m.rnn ? static_cast<Module*>(m.rnn.get()) : m.lstm ? static_cast<Module*>(m.lstm.get()) : m.gru.get()));
+  for (auto _ : s) benchmark::DoNotOptimize(m.forward(x));
+  s.counters["seq_steps/s"] = benchmark::Counter(double(kBatch * kSteps), benchmark::Counter::kIsIterationInvariantRate);
+  s.SetLabel(kCells[s.range(0)]);
+}
+
+void BM_stream(benchmark::State& s) {
+  const int cell = int(s.range(0));
+  const int64_t H = s.range(1), L = s.range(2);
+  const bool int8 = s.range(3) != 0;
+  std::shared_ptr<detail::RecurrentBase> layer;
+  if (cell == 1) layer = std::make_shared<LSTM>(LSTMOptions{.input_size = kInput, .hidden_size = H, .num_layers = L});
+  else if (cell == 2) layer = std::make_shared<GRU>(GRUOptions{.input_size = kInput, .hidden_size = H, .num_layers = L});
+  else layer = std::make_shared<RNN>(RNNOptions{.input_size = kInput, .hidden_size = H, .num_layers = L});
+  if (int8) quantize_dynamic(*layer);
+  double bytes = 0;  // what one step reads: every weight once (int8: 1 byte + 4 per row of scales), the biases
+  for (auto& [name, p] : layer->named_parameters())
+    bytes += name.starts_with("weight") && int8 ? double(p.numel() + 4 * p.size(0)) : 4.0 * double(p.numel());
+  Generator g(1);
+  Tensor x = normal({1, kInput}, 0, 1, g);
+  StreamState st = layer->initial_state(1);
+  layer->step(x, st);
+  for (auto _ : s) benchmark::DoNotOptimize(layer->step(x, st).data<float>());
+  s.counters["weight_MB"] = bytes / 1e6;
+  s.counters["bound_us"] = bytes / bench::read_bandwidth(size_t(bytes)) * 1e6;
+  s.SetLabel(fmt::format("{}{}", kCells[cell], int8 ? " int8" : ""));
+}
+
 void BM_tutorial(benchmark::State& s) {
   Generator g(1);
   Tensor x = uniform({100, 10, 5}, -1, 1, g), y = uniform({100, 10, 1}, 0, 1, g);
@@ -145,5 +184,11 @@ BENCHMARK(BM_fma_peak)->UseRealTime();
 BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train)->Apply(cells_and_sizes);
 BENCHMARK(BM_infer)->Apply(cells_and_sizes);
+BENCHMARK(BM_qinfer)->ArgNames({"cell", "hidden"})->ArgsProduct({{1, 2}, {256, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream)
+    ->ArgNames({"cell", "hidden", "layers", "int8"})
+    ->ArgsProduct({{1, 2}, {256, 1024}, {1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -45,8 +45,32 @@ WORKLOADS = [  # (name, kind, cell, hidden)
     # A custom cell from ordinary ops (examples/peephole_lstm.h; PeepholeLSTM below in eager PyTorch).
     ("peephole train step H=256", "train", "peephole", 256),
     ("peephole forward H=256", "infer", "peephole", 256),
+    # int8: seqgrad's quantize_dynamic against PyTorch's (qint8, its available engine: onednn on Debian)
+    ("LSTM int8 forward H=256", "qinfer", "lstm", 256),
+    ("GRU int8 forward H=256", "qinfer", "gru", 256),
+    ("LSTM int8 forward H=512", "qinfer", "lstm", 512),
+    ("GRU int8 forward H=512", "qinfer", "gru", 512),
+    # streaming, one step at batch 1: seqgrad's step() (float32, then int8) against PyTorch eager
+    # float32 (the faster of LSTMCell/GRUCell and nn.LSTM/GRU on one step for 1 layer; nn.* for 2)
+    ("LSTM step H=256 L=1", "stream1", "lstm", 256),
+    ("GRU step H=256 L=1", "stream1", "gru", 256),
+    ("LSTM step H=1024 L=1", "stream1", "lstm", 1024),
+    ("GRU step H=1024 L=1", "stream1", "gru", 1024),
+    ("LSTM step H=256 L=2", "stream2", "lstm", 256),
+    ("GRU step H=256 L=2", "stream2", "gru", 256),
+    ("LSTM step H=1024 L=2", "stream2", "lstm", 1024),
+    ("GRU step H=1024 L=2", "stream2", "gru", 1024),
+    ("LSTM int8 step H=256 L=1", "stream1q", "lstm", 256),
+    ("GRU int8 step H=256 L=1", "stream1q", "gru", 256),
+    ("LSTM int8 step H=1024 L=1", "stream1q", "lstm", 1024),
+    ("GRU int8 step H=1024 L=1", "stream1q", "gru", 1024),
+    ("LSTM int8 step H=256 L=2", "stream2q", "lstm", 256),
+    ("GRU int8 step H=256 L=2", "stream2q", "gru", 256),
+    ("LSTM int8 step H=1024 L=2", "stream2q", "lstm", 1024),
+    ("GRU int8 step H=1024 L=2", "stream2q", "gru", 1024),
 ]
 CELLS = ["rnn", "lstm", "gru", "peephole"]
+STREAM_STEPS = 200  # steps per timed PyTorch run
 BATCH, STEPS, INPUT = 64, 100, 64
 
 
@@ -59,8 +83,8 @@ def workload_flops(kind, cell, hidden):
     Forward: x W_ih^T over all steps, 2*B*T*G*H*I, and h W_hh^T per step, 2*B*T*G*H*H (G gates).
     Training adds the backward's products: dW_ih (x needs no gradient), and dW_hh and dh for the
     recurrence, so 2x the first and 3x the second. The Linear(H, 1) head is negligible."""
-    if kind == "tutorial":
-        return None
+    if kind not in ("train", "infer"):
+        return None  # the tutorial is too small to count; int8 and streaming rows are not float work
     g = GATES[cell]
     x_part = 2.0 * BATCH * STEPS * g * hidden * INPUT
     h_part = 2.0 * BATCH * STEPS * g * hidden * hidden
@@ -71,6 +95,9 @@ def bench_name(kind, cell, hidden):
     """The Google Benchmark run name of a workload in bench/bench_compare.cpp (and libtorch_compare.cpp)."""
     if kind == "tutorial":
         return "BM_tutorial/real_time"
+    if kind.startswith("stream"):
+        return (f"BM_stream/cell:{CELLS.index(cell)}/hidden:{hidden}/layers:{kind[6]}"
+                f"/int8:{int(kind.endswith('q'))}/real_time")
     return f"BM_{kind}/cell:{CELLS.index(cell)}/hidden:{hidden}/real_time"
 
 
@@ -145,8 +172,34 @@ def torch_worker(threads, names, repeats):
                         opt.step()
             results[name] = best_of(run, repeats)
             continue
+        if kind.startswith("stream"):
+            layers = int(kind[6])
+            seq = cells[cell](INPUT, hidden, num_layers=layers)
+            step_cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell](INPUT, hidden)
+            x1 = torch.randn(1, 1, INPUT)
+
+            def run_seq():
+                with torch.no_grad():
+                    state = None
+                    for _ in range(STREAM_STEPS):
+                        _, state = seq(x1, state)
+
+            def run_cell():
+                with torch.no_grad():
+                    state = None
+                    for _ in range(STREAM_STEPS):
+                        state = step_cell(x1[0], state)
+            t = best_of(run_seq, repeats)
+            if layers == 1:
+                t = min(t, best_of(run_cell, repeats))
+            results[name] = t / STREAM_STEPS
+            continue
         model = cells[cell](INPUT, hidden, batch_first=True)
         head = torch.nn.Linear(hidden, 1)
+        if kind == "qinfer":
+            engines = torch.backends.quantized.supported_engines
+            torch.backends.quantized.engine = next(e for e in ("fbgemm", "onednn", "x86", "qnnpack") if e in engines)
+            model = torch.quantization.quantize_dynamic(model, {type(model)}, dtype=torch.qint8)
         x = torch.randn(BATCH, STEPS, INPUT)
         target = torch.randn(BATCH, x.shape[1], 1)
         if kind == "train":
@@ -237,7 +290,9 @@ def main():
     print("PyTorch side run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; times are the best of "
           f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.")
     print(f"FMA peak measured in this run: {ours[1]['peak'] / 1e9:.0f} GFLOP/s on 1 thread, "
-          f"{ours[2]['peak'] / 1e9:.0f} GFLOP/s on 2; GFLOP counts the matrix products only.\n")
+          f"{ours[2]['peak'] / 1e9:.0f} GFLOP/s on 2; GFLOP counts the matrix products only.")
+    print("Rows 'int8': PyTorch quantize_dynamic (qint8). Rows 'step': one streaming step at batch 1; the\n"
+          "PyTorch column is eager float32 even for seqgrad's int8 rows (the baseline the targets name).\n")
     header = (f"| {'workload':<26} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} |"
               f" {'speed-up 2T':>11} | {'GFLOP':>6} | {'GFLOP/s 1T (peak)':>17} | {'GFLOP/s 2T (peak)':>17} |")
     if have_libtorch:
@@ -252,7 +307,7 @@ def main():
         pt_threads = 1 if theirs[1][n] <= theirs[2][n] else 2
         flops = next(workload_flops(k, c, h) for w, k, c, h in WORKLOADS if w == n)
         rate = lambda t, th: (f"{flops / t / 1e9:>7.1f} ({flops / t / ours[th]['peak']:>5.1%})" if flops else "")
-        row = (f"| {n:<26} | {t1 * 1e3:>8.2f} ms | {t2 * 1e3:>8.2f} ms | {pt * 1e3:>7.2f} ms ({pt_threads}T) |"
+        row = (f"| {n:<26} | {t1 * 1e3:>8.3f} ms | {t2 * 1e3:>8.3f} ms | {pt * 1e3:>7.3f} ms ({pt_threads}T) |"
                f" {pt / t1:>10.2f}x | {pt / t2:>10.2f}x | {flops / 1e9 if flops else 0:>6.2f} | {rate(t1, 1):>17} | {rate(t2, 2):>17} |")
         if have_libtorch and n in lt[1] and n in lt[2]:
             lbest = min(lt[1][n], lt[2][n])

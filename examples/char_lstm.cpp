@@ -20,6 +20,7 @@
 #include "io/dataloader.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
+#include "layers/quantize.h"
 
 using namespace seqgrad;
 
@@ -36,6 +37,9 @@ class CharModel : public Module {
     state = out.state();
     return head_->forward(out.output);
   }
+  // Streaming: one character -> next-character logits (V), the LSTM state carried in s.
+  StreamState initial_state() const { return lstm_->initial_state(1); }
+  Tensor step(int64_t id, StreamState& s) { return head_->forward(lstm_->step(emb_->forward({&id, 1}, {1}), s)).reshape({-1}); }
 
  private:
   std::shared_ptr<Embedding> emb_;
@@ -46,28 +50,40 @@ class CharModel : public Module {
 // Continues `prompt` by drawing each next character from softmax(logits / temperature).
 std::string sample(CharModel& model, const std::string& vocab, const std::string& prompt, int n, Generator& gen) {
   NoGradGuard no_grad;
-  LSTMState state;
+  StreamState state = model.initial_state();  // one step at a time, as a deployed model runs
   std::string text = prompt;
-  std::vector<int64_t> ids;
-  for (char ch : prompt) ids.push_back(int64_t(vocab.find(ch)));
-  Tensor logits = model.forward(ids, 1, int64_t(ids.size()), state);
+  Tensor logits;
+  for (char ch : prompt) logits = model.step(int64_t(vocab.find(ch)), state);
   for (int i = 0; i < n; ++i) {
-    Tensor p = softmax(select(select(logits, 0, 0), 0, -1) * (1 / 0.7), 0);
+    Tensor p = softmax(logits * (1 / 0.7), 0);
     double r = gen.uniform(), acc = 0;
     int64_t next = 0;
     for (auto v = p.to_vector(); next + 1 < int64_t(v.size()) && (acc += v[size_t(next)]) < r;) ++next;
     text += vocab[size_t(next)];
-    int64_t id = next;
-    logits = model.forward({&id, 1}, 1, 1, state);
+    logits = model.step(next, state);
   }
   return text;
+}
+
+// Mean next-character cross-entropy over every window of the text, as one batch without the tape.
+double text_loss(CharModel& model, const std::string& text, const std::string& vocab, int64_t steps) {
+  NoGradGuard no_grad;
+  std::vector<int64_t> ids, next;
+  for (size_t start = 0; start + size_t(steps) < text.size(); start += size_t(steps))
+    for (size_t t = start; t < start + size_t(steps); ++t) {
+      ids.push_back(int64_t(vocab.find(text[t])));
+      next.push_back(int64_t(vocab.find(text[t + 1])));
+    }
+  LSTMState fresh;
+  Tensor logits = model.forward(ids, int64_t(ids.size()) / steps, steps, fresh);
+  return cross_entropy(logits.reshape({-1, int64_t(vocab.size())}), next).item();
 }
 
 int main(int argc, char** argv) {
   std::string path = SEQGRAD_SOURCE_DIR "/examples/data/sonnets.txt", checkpoint = "char_lstm.safetensors";
   int epochs = 40;
   int64_t hidden = 128, steps = 32, batch = 16;
-  bool resume = false, detect_anomaly = false;
+  bool resume = false, detect_anomaly = false, quantize = false;
   std::string profile;
   CLI::App app{"Trains a character-level LSTM language model on a text and samples from it."};
   app.set_version_flag("--version", "char_lstm (seqgrad " SEQGRAD_VERSION_STRING ")");
@@ -78,6 +94,7 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", resume, "Continue from --checkpoint");
   app.add_flag("--detect-anomaly", detect_anomaly, "Check every op's output and gradients for NaN/Inf; stop at the first");
   app.add_option("--profile", profile, "Print per-op times and write a Chrome trace (Perfetto) to FILE");
+  app.add_flag("--quantize", quantize, "After training, convert to int8 weights (quantize_dynamic), report the float and int8 loss on the text and sample from the int8 model");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,6 +159,11 @@ int main(int argc, char** argv) {
       prof->save_chrome_trace(profile);
       fmt::print("\n{}Chrome trace: {}\n", prof->table(12), profile);
       prof.reset();
+    }
+    if (quantize) {
+      const double float_loss = text_loss(model, text, vocab, steps);
+      quantize_dynamic(model);
+      fmt::print("loss on the text: float32 {:.4f}, int8 {:.4f}\n", float_loss, text_loss(model, text, vocab, steps));
     }
     fmt::print("\nSample:\n{}\n", sample(model, vocab, "Shall I ", 200, sampler));
   } catch (const std::exception& e) {

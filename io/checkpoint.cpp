@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "layers/quantize.h"
+
 namespace seqgrad::io {
 
 namespace {
@@ -104,7 +106,20 @@ std::array<uint64_t, 4> parse_generator_state(const std::string& text, const std
 void save(const Module& module, const std::filesystem::path& path, const Metadata& metadata) {
   Metadata md = metadata;
   md.emplace("format", "pt");
-  save_safetensors(path, module.named_parameters(), md);
+  NamedTensors tensors = module.named_parameters();
+  Int8Names int8;
+  // A quantized layer's weight is stored as its int8 values (I8) under the weight's own name, with
+  // the per-output-channel scales (F32) under name + "_scale".
+  for (auto& [name, q] : quant::named_int8_weights(const_cast<Module&>(module))) {
+    auto it = std::find_if(tensors.begin(), tensors.end(), [&](auto& e) { return e.first == name; });
+    if (it == tensors.end()) continue;  // a tied weight listed under another name
+    std::vector<float> values(q->q.begin(), q->q.end());
+    it->second = from_vector(values, {q->N, q->K});
+    int8.insert(name);
+    tensors.emplace_back(name + "_scale", from_vector(q->scale, {q->N}));
+  }
+  if (!int8.empty()) md.emplace("seqgrad.quantization", "int8 dynamic: I8 weights, F32 per-output-channel scales");
+  save_safetensors(path, tensors, md, int8);
 }
 
 LoadReport load(Module& module, const NamedTensors& tensors, const LoadOptions& options, const std::string& source) {
@@ -115,6 +130,47 @@ LoadReport load(Module& module, const NamedTensors& tensors, const LoadOptions& 
   return report;
 }
 
+namespace {
+// load() of a file into a model of which either may be quantized: they must agree, and then the
+// int8 weights and their scales are checked in full before anything changes.
+LoadReport load_quantized(Module& module, TensorFile& file, const LoadOptions& options, const std::string& source) {
+  const auto int8 = quant::named_int8_weights(module);
+  if (int8.empty()) {
+    if (!file.int8.empty())
+      throw LoadError(fmt::format("{}: holds int8 (quantized) weights ('{}', ...) but the model is float; run "
+                                  "quantize_dynamic(model) before loading it",
+                                  source, *file.int8.begin()), {});
+    return load(module, file.tensors, options, source);
+  }
+  std::vector<std::pair<quant::QMatrix*, quant::QMatrix>> loaded;
+  for (auto& [name, q] : int8) {
+    const Tensor* w = file.find(name);
+    if (!w) continue;  // missing: reported by load() below
+    if (!file.int8.count(name))
+      throw LoadError(fmt::format("{}: '{}' is a float tensor but the model is quantized (int8); load float weights "
+                                  "before quantize_dynamic, or a file saved from a quantized model", source, name), {});
+    const Tensor* scale = file.find(name + "_scale");
+    if (!scale || scale->shape() != Shape{q->N} || scale->dtype() != DType::f32 || file.int8.count(name + "_scale"))
+      throw LoadError(fmt::format("{}: int8 weight '{}' needs its scales '{}_scale', F32 of shape ({},)", source, name,
+                                  name, q->N), {});
+    if (w->shape() != Shape{q->N, q->K})
+      throw LoadError(fmt::format("{}: int8 weight '{}' is {}; the model's is ({}, {})", source, name, w->shape(), q->N, q->K), {});
+    std::vector<int8_t> values(w->span<float>().begin(), w->span<float>().end());
+    std::vector<float> scales(scale->span<float>().begin(), scale->span<float>().end());
+    try {
+      loaded.emplace_back(q, quant::QMatrix::from_int8(std::move(values), std::move(scales), q->N, q->K));
+    } catch (const std::invalid_argument& e) {
+      throw LoadError(fmt::format("{}: '{}': {}", source, name, e.what()), {});
+    }
+  }
+  std::erase_if(file.tensors, [&](auto& e) { return e.first.ends_with("_scale") && file.int8.count(e.first.substr(0, e.first.size() - 6)); });
+  LoadReport report = load(module, file.tensors, options, source);
+  for (auto& [q, m] : loaded) *q = std::move(m);
+  quant::refresh_quantized(module);
+  return report;
+}
+}  // namespace
+
 LoadReport load(Module& module, const std::filesystem::path& path, const LoadOptions& options) {
   TensorFile file = load_safetensors(path, options.read);
   auto fmt_it = file.metadata.find("format");
@@ -122,7 +178,7 @@ LoadReport load(Module& module, const std::filesystem::path& path, const LoadOpt
     // The model part of a training checkpoint.
     std::erase_if(file.tensors, [](auto& e) { return starts_with(e.first, kOptimPrefix); });
   }
-  return load(module, file.tensors, options, path.string());
+  return load_quantized(module, file, options, path.string());
 }
 
 // ---- training checkpoints

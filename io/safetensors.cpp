@@ -17,7 +17,7 @@ namespace {
 constexpr uint64_t kPrefixBytes = 8;  // the header length field
 
 // What a safetensors dtype string means to us. Known-but-unsupported dtypes get their own message.
-enum class FileDType { f32, f64, f16, bf16 };
+enum class FileDType { f32, f64, f16, bf16, i8 };
 
 struct DTypeInfo {
   const char* name;
@@ -25,9 +25,9 @@ struct DTypeInfo {
   size_t bytes;
 };
 constexpr DTypeInfo kReadable[] = {
-    {"F32", FileDType::f32, 4}, {"F64", FileDType::f64, 8}, {"F16", FileDType::f16, 2}, {"BF16", FileDType::bf16, 2}};
+    {"F32", FileDType::f32, 4}, {"F64", FileDType::f64, 8}, {"F16", FileDType::f16, 2}, {"BF16", FileDType::bf16, 2}, {"I8", FileDType::i8, 1}};
 // Other dtypes of the safetensors specification: named as unsupported rather than unknown.
-constexpr const char* kUnsupported[] = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+constexpr const char* kUnsupported[] = {"BOOL", "U8", "I16", "U16", "I32", "U32", "I64", "U64",
                                         "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
 
 struct Entry {
@@ -107,7 +107,7 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
   auto known = std::find_if(std::begin(kReadable), std::end(kReadable), [&](auto& d) { return dname == d.name; });
   if (known == std::end(kReadable)) {
     bool unsupported = std::any_of(std::begin(kUnsupported), std::end(kUnsupported), [&](auto* d) { return dname == d; });
-    bad(fmt::format("{} dtype \"{}\" (seqgrad reads F32, F64, F16 and BF16)", unsupported ? "unsupported" : "unknown",
+    bad(fmt::format("{} dtype \"{}\" (seqgrad reads F32, F64, F16, BF16 and I8)", unsupported ? "unsupported" : "unknown",
                     dname.size() > 32 ? dname.substr(0, 32) + "..." : dname));
   }
   e.type = known->type;
@@ -283,7 +283,12 @@ TensorFile read_safetensors(const ByteSource& src, const ReadOptions& opt) {
       Tensor t = Tensor::empty(e.shape, DType::f32);
       scratch.resize(n);
       src.read(data_start + e.begin, scratch.data(), n);
-      convert_half(scratch.data(), t.data<float>(), numel, e.type == FileDType::bf16);
+      if (e.type == FileDType::i8) {
+        std::transform(scratch.begin(), scratch.end(), t.data<float>(), [](uint8_t v) { return float(int8_t(v)); });
+        out.int8.insert(e.name);
+      } else {
+        convert_half(scratch.data(), t.data<float>(), numel, e.type == FileDType::bf16);
+      }
       if (opt.check_finite) check_finite(source, e, data_start, t.data<float>(), numel);
       out.tensors.emplace_back(e.name, std::move(t));
     }
@@ -302,7 +307,28 @@ TensorFile load_safetensors(const std::filesystem::path& path, const ReadOptions
 namespace {
 
 // The header text (padded to a multiple of 8) and the data section's total size.
-std::string make_header(const NamedTensors& tensors, const Metadata& metadata) {
+// A tensor's bytes in the file: its own storage, or int8 values converted from float32.
+struct Stored {
+  const void* data;
+  size_t bytes;
+  std::vector<int8_t> int8;
+};
+Stored stored(const std::string& name, const Tensor& t, const Int8Names& int8) {
+  if (!int8.count(name)) return {t.raw(), size_t(t.numel()) * dtype_size(t.dtype()), {}};
+  if (t.dtype() != DType::f32)
+    throw std::invalid_argument(fmt::format("save_safetensors: tensor '{}' is to be stored as I8 but is not float32", name));
+  Stored s{nullptr, size_t(t.numel()), std::vector<int8_t>(size_t(t.numel()))};
+  for (size_t i = 0; i < s.int8.size(); ++i) {
+    const float v = t.data<float>()[i];
+    if (!(v >= -128 && v <= 127) || v != std::nearbyint(v))
+      throw std::invalid_argument(fmt::format("save_safetensors: tensor '{}' element {} = {} is not an int8 value", name, i, v));
+    s.int8[i] = int8_t(v);
+  }
+  s.data = s.int8.data();
+  return s;
+}
+
+std::string make_header(const NamedTensors& tensors, const Metadata& metadata, const Int8Names& int8) {
   json header = json::object();
   std::unordered_set<std::string> names;
   uint64_t offset = 0;
@@ -312,8 +338,9 @@ std::string make_header(const NamedTensors& tensors, const Metadata& metadata) {
     if (!names.insert(name).second)
       throw std::invalid_argument(fmt::format("save_safetensors: tensor name '{}' is given twice", name));
     if (!t.defined()) throw std::invalid_argument(fmt::format("save_safetensors: tensor '{}' is undefined", name));
-    uint64_t n = uint64_t(t.numel()) * dtype_size(t.dtype());
-    header[name] = {{"dtype", t.dtype() == DType::f32 ? "F32" : "F64"},
+    const bool i8 = int8.count(name) != 0;
+    uint64_t n = uint64_t(t.numel()) * (i8 ? 1 : dtype_size(t.dtype()));
+    header[name] = {{"dtype", i8 ? "I8" : t.dtype() == DType::f32 ? "F32" : "F64"},
                     {"shape", std::vector<int64_t>(t.shape().begin(), t.shape().end())},
                     {"data_offsets", {offset, offset + n}}};
     offset += n;
@@ -332,29 +359,33 @@ std::string make_header(const NamedTensors& tensors, const Metadata& metadata) {
 
 }  // namespace
 
-void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata) {
-  std::string header = make_header(tensors, metadata);
+void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata,
+                      const Int8Names& int8) {
+  std::string header = make_header(tensors, metadata, int8);
   uint8_t prefix[kPrefixBytes];
   for (int i = 0; i < 8; ++i) prefix[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
   AtomicFile f(path);
   f.write(prefix, kPrefixBytes);
   f.write(header.data(), header.size());
-  for (auto& [name, t] : tensors) f.write(t.raw(), size_t(t.numel()) * dtype_size(t.dtype()));
+  for (auto& [name, t] : tensors) {
+    Stored s = stored(name, t, int8);
+    f.write(s.data, s.bytes);
+  }
   f.commit();
 }
 
-std::vector<uint8_t> serialize_safetensors(const NamedTensors& tensors, const Metadata& metadata) {
-  std::string header = make_header(tensors, metadata);
+std::vector<uint8_t> serialize_safetensors(const NamedTensors& tensors, const Metadata& metadata, const Int8Names& int8) {
+  std::string header = make_header(tensors, metadata, int8);
   size_t total = kPrefixBytes + header.size();
-  for (auto& [name, t] : tensors) total += size_t(t.numel()) * dtype_size(t.dtype());
+  for (auto& [name, t] : tensors) total += size_t(t.numel()) * (int8.count(name) ? 1 : dtype_size(t.dtype()));
   std::vector<uint8_t> out(total);
   for (int i = 0; i < 8; ++i) out[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
   std::memcpy(out.data() + kPrefixBytes, header.data(), header.size());
   size_t pos = kPrefixBytes + header.size();
   for (auto& [name, t] : tensors) {
-    size_t n = size_t(t.numel()) * dtype_size(t.dtype());
-    if (n) std::memcpy(out.data() + pos, t.raw(), n);
-    pos += n;
+    Stored s = stored(name, t, int8);
+    if (s.bytes) std::memcpy(out.data() + pos, s.data, s.bytes);
+    pos += s.bytes;
   }
   return out;
 }

@@ -8,8 +8,10 @@
 //   bytes [8 + N, end)  the data section; a tensor's data_offsets [begin, end) are relative to its
 //                       start. Values are row-major, little-endian.
 //
-// Reading accepts F32 and F64 (kept as float32 / float64) and F16 and BF16 (converted to float32).
-// Writing stores float32 as F32 and float64 as F64, tensors in the order given, header padded so
+// Reading accepts F32 and F64 (kept as float32 / float64) and F16, BF16 and I8 (converted to
+// float32; TensorFile::int8 names the I8 ones: a quantized model's weights, quant/quantize.h).
+// Writing stores float32 as F32 and float64 as F64 (and float32 tensors named in `int8`, which
+// must hold integers in [-128, 127], as I8), tensors in the order given, header padded so
 // the data section starts at a multiple of 8.
 //
 // The reader treats its input as hostile. It rejects, with a FormatError naming the file and the
@@ -21,12 +23,13 @@
 // string -> string, and (with check_finite) NaN or infinite values. No tensor is allocated before
 // its byte range has been checked against the file's size, so memory use is bounded by the file.
 //
-// Not here: writing F16/BF16, integer dtypes, memory mapping.
+// Not here: writing F16/BF16, integer dtypes other than I8, memory mapping.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +43,7 @@ namespace seqgrad::io {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using Metadata = std::map<std::string, std::string>;
+using Int8Names = std::set<std::string>;
 
 struct ReadOptions {
   uint64_t max_file_bytes = uint64_t(64) << 30;   // 64 GiB
@@ -50,6 +54,7 @@ struct ReadOptions {
 struct TensorFile {
   NamedTensors tensors;  // in data-section order (by begin offset)
   Metadata metadata;
+  Int8Names int8;        // the tensors stored as I8
 
   // The tensor called `name`, or nullptr.
   const Tensor* find(std::string_view name) const;
@@ -67,9 +72,11 @@ TensorFile read_safetensors(const ByteSource& source, const ReadOptions& options
 // Writes tensors (float32 or float64, unique names other than "__metadata__") and
 // metadata crash-safely (AtomicFile). Throws std::invalid_argument for bad names or undefined
 // tensors before anything is written.
-void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata = {});
+void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata = {},
+                      const Int8Names& int8 = {});
 // The file's bytes, in memory.
-std::vector<uint8_t> serialize_safetensors(const NamedTensors& tensors, const Metadata& metadata = {});
+std::vector<uint8_t> serialize_safetensors(const NamedTensors& tensors, const Metadata& metadata = {},
+                                           const Int8Names& int8 = {});
 
 // IEEE half and bfloat16 bit patterns to float (exact; NaN stays NaN).
 float half_to_float(uint16_t h);

@@ -10,6 +10,7 @@
 #include "layers/lstm.h"
 #include "layers/masking.h"
 #include "layers/module.h"
+#include "layers/quantize.h"
 #include "layers/recurrent.h"
 #include "layers/rnn.h"
 #include "layers/sequential.h"

@@ -8,6 +8,7 @@
 #include "autograd/debug.h"
 #include "autograd/ops.h"
 #include "layers/init.h"
+#include "layers/quantize.h"
 
 namespace seqgrad {
 
@@ -33,7 +34,7 @@ Tensor Linear::forward(const Tensor& x) const {
     throw std::invalid_argument(fmt::format("Linear: input is {} but the parameters are {}; convert one with to()",
                                             x.dtype(), weight_.dtype()));
   Scope scope(scope_name("Linear"));
-  return linear(x, weight_, bias_);
+  return int8_ ? quant::linear_forward(*int8_, x, weight_) : linear(x, weight_, bias_);
 }
 
 }  // namespace seqgrad

@@ -13,6 +13,10 @@
 #include "layers/module.h"
 
 namespace seqgrad {
+namespace quant {
+struct QuantizedLinear;
+struct Quantizer;
+}  // namespace quant
 
 struct LinearOptions {
   int64_t in_features = 0;
@@ -25,15 +29,17 @@ struct LinearOptions {
 class Linear : public Module {
  public:
   explicit Linear(const LinearOptions& options);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const;  // int8 products once quantized (quant/quantize.h)
 
   const LinearOptions& options() const { return options_; }
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }  // undefined without bias
 
  private:
+  friend struct quant::Quantizer;
   LinearOptions options_;
   Tensor weight_, bias_;
+  std::shared_ptr<quant::QuantizedLinear> int8_;  // set by quantize_dynamic
 };
 
 }  // namespace seqgrad

@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "layers/dropout.h"
+#include "layers/quantize.h"
 
 namespace seqgrad {
 
@@ -162,6 +163,10 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
   const bool is_lstm = cfg_.kind == CellKind::lstm;
   check_state(h0, is_lstm ? "h0" : "h0 (hx)", B);
   if (is_lstm) check_state(c0, "c0", B);
+  if (int8_) {
+    if (!lengths.empty()) throw std::invalid_argument(fmt::format("{}: int8 (quantized) layers do not take lengths", name));
+    return quant::recurrent_forward(cfg_, *int8_, x, h0, c0, w_ih_[0]);
+  }
 
   check_activation_memory(x, B, T, lengths);
   // Masks for the steps where some sequences have ended: m = [t < length], keep = 1 - m.
@@ -235,6 +240,57 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
     input = D == 1 ? dir_out[0] : concat(dir_out, 2);
   }
   return {input, stack(h_n, 0), is_lstm ? stack(c_n, 0) : Tensor()};
+}
+
+// ---------------------------------------------------------------- streaming
+StreamState RecurrentBase::initial_state(int64_t batch, const LSTMState& init) const {
+  if (cfg_.bidirectional)
+    throw std::invalid_argument(fmt::format(
+        "{}: step() runs one direction only; a bidirectional layer needs the whole sequence (use forward())", cfg_.name));
+  if (batch <= 0) throw std::invalid_argument(fmt::format("{}: initial_state: batch must be positive, got {}", cfg_.name, batch));
+  const bool is_lstm = cfg_.kind == CellKind::lstm;
+  check_state(init.h, "initial_state: h0", batch);
+  if (is_lstm) check_state(init.c, "initial_state: c0", batch);
+  NoGradGuard no_grad;
+  const DType dt = w_ih_[0].dtype();
+  const int64_t H = cfg_.hidden_size, GH = gate_count(cfg_.kind) * H;
+  StreamState s;
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    auto state = [&](const Tensor& init_all) { return init_all.defined() ? select(init_all, 0, l) : zeros({batch, H}, dt); };
+    s.h.push_back(state(init.h));
+    if (is_lstm) s.c.push_back(state(init.c));
+    s.xp.push_back(Tensor::empty({batch, GH}, dt));
+    s.hp.push_back(cfg_.kind == CellKind::lstm ? Tensor() : Tensor::empty({batch, GH}, dt));
+    // What input_projection adds, computed the same way.
+    const size_t i = size_t(l);
+    s.bias.push_back(!b_ih_[i].defined() || cfg_.kind == CellKind::gru ? b_ih_[i] : add(b_ih_[i], b_hh_[i]));
+    s.w_ih.emplace_back(w_ih_[i]);
+    s.w_hh.emplace_back(w_hh_[i]);
+  }
+  return s;
+}
+
+const Tensor& RecurrentBase::step(const Tensor& x, StreamState& s) const {
+  const char* name = cfg_.name;
+  if (s.h.size() != size_t(cfg_.num_layers) || s.xp.size() != s.h.size())
+    throw std::invalid_argument(fmt::format("{}: step: the state is not from this layer's initial_state()", name));
+  const int64_t B = s.h[0].size(0), H = cfg_.hidden_size, G = gate_count(cfg_.kind);
+  if (!x.defined() || x.shape() != Shape{B, cfg_.input_size} || x.dtype() != w_ih_[0].dtype() || !x.contiguous())
+    throw std::invalid_argument(fmt::format("{}: step: x must be a contiguous {} tensor of shape ({}, {}) (batch, input_size), got {}",
+                                            name, w_ih_[0].dtype(), B, cfg_.input_size,
+                                            x.defined() ? fmt::format("{} {}", x.shape(), x.dtype()) : "undefined"));
+  if (int8_) return quant::recurrent_step(cfg_, *int8_, x, s), s.h.back();
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    const size_t i = size_t(l);
+    if (s.h[i].shape() != Shape{B, H} || !s.h[i].contiguous() ||
+        (cfg_.kind == CellKind::lstm && (s.c[i].shape() != Shape{B, H} || !s.c[i].contiguous())))
+      throw std::invalid_argument(fmt::format("{}: step: state of layer {} must be contiguous ({}, {})", name, l, B, H));
+    // linear()'s GEMM, rows summed as in forward()'s B*T-row product
+    linear_rows_into(l == 0 ? x : s.h[i - 1], s.w_ih[i], s.bias[i], s.xp[i]);
+    cell_forward_inplace(int(G), cfg_.kind == CellKind::rnn_relu, s.xp[i], s.h[i],
+                         cfg_.kind == CellKind::lstm ? s.c[i] : Tensor(), s.w_hh[i], b_hh_[i], s.hp[i]);
+  }
+  return s.h.back();
 }
 
 // ---------------------------------------------------------------- cells

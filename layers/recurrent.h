@@ -31,6 +31,10 @@
 #include "layers/module.h"
 
 namespace seqgrad {
+namespace quant {
+struct QuantizedRecurrent;
+struct Quantizer;
+}  // namespace quant
 
 // (output (B, T, D*H) batch_first or (T, B, D*H), h_n (num_layers*D, B, H)).
 struct RNNOutput {
@@ -62,6 +66,17 @@ int64_t activation_memory_limit();
 // Same values, no history: the carried state of truncated BPTT. Undefined stays undefined.
 Tensor detach_state(const Tensor& h);
 LSTMState detach_state(const LSTMState& s);
+
+// Streaming inference: a sequence layer's state between calls to step(), from initial_state().
+// h[l] (and c[l] for LSTM) is layer l's state (B, H); read or overwrite them between steps. The
+// rest are buffers and packings of the weights made once and reused by every step, so a step
+// allocates nothing; the packings copy W_hh as it was when the state was made (make a new state
+// after changing the weights).
+struct StreamState {
+  std::vector<Tensor> h, c;
+  std::vector<Tensor> xp, hp, bias;  // per layer: input projection, hidden-product scratch, folded bias
+  std::vector<PackedWeight> w_ih, w_hh;
+};
 
 namespace detail {
 
@@ -101,6 +116,17 @@ RecurrentConfig make_config(const char* name, CellKind kind, const Options& o) {
 
 // The sequence layers' shared body: parameters weight_ih_l{k}[_reverse] etc. and the time loop.
 class RecurrentBase : public Module {
+ public:
+  // Streaming inference, one step at a time, no tape (for unidirectional layers; bidirectional ones
+  // need the whole sequence and throw):
+  //   StreamState s = lstm.initial_state(1);                 // zeros; or from {h0, c0} (L, B, H)
+  //   for (...) { const Tensor& y = lstm.step(x_t, s); }     // x_t (B, I) -> y (B, H), the top layer's h
+  // y is s.h.back(): overwritten by the next step (copy it to keep it). The outputs are bitwise
+  // those of forward() over the same steps (dropout off, as in eval()) — except that a forward()
+  // of a single step at batch 1 takes the GEMM's matrix-vector path, whose sums run in another order.
+  StreamState initial_state(int64_t batch, const LSTMState& init = {}) const;
+  const Tensor& step(const Tensor& x, StreamState& s) const;
+
  protected:
   explicit RecurrentBase(const RecurrentConfig& config);
   // c0 is only read for LSTM; c_n is undefined for the others.
@@ -110,9 +136,11 @@ class RecurrentBase : public Module {
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
   void check_activation_memory(const Tensor& x, int64_t B, int64_t T, std::span<const int64_t> lengths) const;
 
+  friend struct quant::Quantizer;
   RecurrentConfig cfg_;
   std::vector<Tensor> w_ih_, w_hh_, b_ih_, b_hh_;  // index layer * D + direction
   std::shared_ptr<Generator> dropout_gen_;  // registered as "dropout_generator"
+  std::shared_ptr<quant::QuantizedRecurrent> int8_;  // set by quantize_dynamic: run() and step() use it
 };
 
 // The cells' shared body: parameters weight_ih, weight_hh, bias_ih, bias_hh and input checks.

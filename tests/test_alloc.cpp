@@ -13,6 +13,7 @@
 #include "autograd/seqgrad.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
+#include "layers/quantize.h"
 
 namespace {
 thread_local bool g_counting = false;
@@ -118,4 +119,22 @@ TEST_CASE("a recurrent training step allocates no more for more steps: none per 
   INFO("10 steps: " << short_run << " allocations, 100 steps: " << long_run);
   CHECK(long_run == short_run);
   CHECK(short_run < 20);
+}
+
+TEST_CASE("streaming steps (float and int8) allocate nothing after the first", "[layers][alloc][stream]") {
+  Generator gen(2);
+  LSTM lstm({.input_size = 16, .hidden_size = 64, .num_layers = 2});
+  GRU gru({.input_size = 16, .hidden_size = 64});
+  RNN rnn({.input_size = 16, .hidden_size = 64});
+  GRU int8({.input_size = 16, .hidden_size = 64, .num_layers = 2});
+  quantize_dynamic(int8);
+  Tensor x = uniform({1, 16}, -1, 1, gen);
+  for (detail::RecurrentBase* layer : {static_cast<detail::RecurrentBase*>(&lstm), static_cast<detail::RecurrentBase*>(&gru),
+                                       static_cast<detail::RecurrentBase*>(&rnn), static_cast<detail::RecurrentBase*>(&int8)}) {
+    StreamState s = layer->initial_state(1);
+    layer->step(x, s);  // the GEMM's per-thread buffers
+    Counting counting;
+    for (int t = 0; t < 50; ++t) layer->step(x, s);
+    CHECK(counting.count() == 0);
+  }
 }

@@ -143,6 +143,7 @@ TEST_CASE("every op in ops.def has a gradcheck case", "[gradcheck]") {
     Tape::current().clear();
   }
   for (int i = 0; i < kNumOps; ++i) {
+    if (Op(i) == Op::Int8Inference) continue;  // not differentiable: its backward throws (test_quant.cpp)
     INFO("op without a gradcheck case: " << op_name(Op(i)));
     CHECK(seen.count(Op(i)) == 1);
   }

@@ -254,11 +254,12 @@ bool gemv(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
 
 }  // namespace
 
+// gemm(); one_row_gemv: whether M == 1 may take the matrix-vector path (gemm_packed_rows: not).
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
+void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+               const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
   if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
-  const bool vector_shape = M == 1 || N == 1, small = K * N <= gemm_small_b_max;
+  const bool vector_shape = (M == 1 && one_row_gemv) || N == 1, small = K * N <= gemm_small_b_max;
   if (bias && (vector_shape || small)) {  // only the register tiles seed it; the other paths add onto it
     for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
     beta = T(1), bias = nullptr;
@@ -280,6 +281,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   } else {
     run_rows(0);
   }
+}
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
+  gemm_impl<T>(true, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 template <class T>
@@ -318,10 +325,23 @@ void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta
   gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
 }
 
+template <class T>
+void gemm_packed_rows(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T* C, int64_t ldc, const T* bias) {
+  if (!B.data || B.N == 1)
+    return gemm_impl<T>(false, false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, T(0), C, ldc, bias);
+  T beta = T(0);
+  if (!prepare_c(M, B.N, B.K, beta, C, ldc, bias)) return;
+  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
+}
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
                           float*, int64_t, const float*);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
                            double, double*, int64_t, const double*);
+template void gemm_packed_rows<float>(int64_t, const float*, int64_t, const PackedB<float>&, float*, int64_t,
+                                      const float*);
+template void gemm_packed_rows<double>(int64_t, const double*, int64_t, const PackedB<double>&, double*, int64_t,
+                                       const double*);
 template int64_t gemm_packed_size<float>(int64_t, int64_t);
 template int64_t gemm_packed_size<double>(int64_t, int64_t);
 template void gemm_pack_b<float>(const PackedB<float>&);

@@ -52,6 +52,15 @@ extern template int64_t gemm_packed_size<float>(int64_t, int64_t);
 extern template int64_t gemm_packed_size<double>(int64_t, int64_t);
 extern template void gemm_pack_b<float>(const PackedB<float>&);
 extern template void gemm_pack_b<double>(const PackedB<double>&);
+// gemm_packed() with beta 0 but never by the matrix-vector path when M is 1, whose sums run in
+// another order: each row of C gets the bits gemm() gives it in any taller product with op(B)
+// (a streaming step's share of a sequence's input projection).
+template <class T>
+void gemm_packed_rows(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T* C, int64_t ldc, const T* bias = nullptr);
+extern template void gemm_packed_rows<float>(int64_t, const float*, int64_t, const PackedB<float>&, float*, int64_t,
+                                             const float*);
+extern template void gemm_packed_rows<double>(int64_t, const double*, int64_t, const PackedB<double>&, double*, int64_t,
+                                              const double*);
 extern template void gemm_packed<float>(int64_t, const float*, int64_t, const PackedB<float>&, float, float*, int64_t,
                                         const float*);
 extern template void gemm_packed<double>(int64_t, const double*, int64_t, const PackedB<double>&, double, double*,
