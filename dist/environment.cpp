@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -90,8 +89,7 @@ void broadcast_string(std::string& s, int root) {
 
 Environment::Environment(int& argc, char**& argv) : uncaught_at_start_(std::uncaught_exceptions()) {
   if (g_active) throw std::logic_error("dist::Environment: one per program (MPI is already initialised)");
-  g_previous_terminate = std::set_terminate(on_terminate);
-  if (!launched_by_mpi()) return;
+  if (!launched_by_mpi()) return;  // alone: nothing changes, not even std::terminate's behaviour
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   if (provided < MPI_THREAD_FUNNELED) {
@@ -103,18 +101,18 @@ Environment::Environment(int& argc, char**& argv) : uncaught_at_start_(std::unca
   MPI_Comm_rank(g_comm, &g_rank);
   MPI_Comm_size(g_comm, &g_size);
   g_active = true;
+  g_previous_terminate = std::set_terminate(on_terminate);
 }
 
 Environment::~Environment() {
+  if (!g_active) return;
   // Leaving main by an exception with other ranks still inside collectives: finalising would hang.
   if (std::uncaught_exceptions() > uncaught_at_start_) abort_job(1, "exception unwinding through dist::Environment");
-  if (g_active) {
-    MPI_Comm_free(&g_comm);
-    MPI_Finalize();
-  }
+  std::set_terminate(g_previous_terminate);
+  MPI_Comm_free(&g_comm);
+  MPI_Finalize();
   g_active = false;
   g_rank = 0, g_size = 1;
-  std::set_terminate(g_previous_terminate);
 }
 
 int Environment::rank() const { return g_rank; }

@@ -98,10 +98,11 @@ TEST_CASE("allreduce_gradients: N ranks equal one process adding N micro-batches
 }
 
 TEST_CASE("allreduce_gradients: the first step's gradient matches the full batch within 1e-6", "[dist]") {
-  Net parallel(DType::f32), full(DType::f32);
+  Net parallel(DType::f32, uint64_t(1 + dist::rank())), full(DType::f32);
+  dist::DataParallel dp(parallel);  // broadcasts rank 0's values (seed 1) to every rank
   auto [x, y] = micro_batch(0, dist::rank(), 4, dist::world_size(), DType::f32);
   mse_loss(parallel.forward(x), y).backward();
-  dist::allreduce_gradients(parallel.parameters());
+  dp.sync_gradients();
   auto [X, Y] = micro_batch(0, -1, 4, dist::world_size(), DType::f32);
   mse_loss(full.forward(X), Y).backward();
   double largest = 0, worst = 0;
