@@ -5,6 +5,8 @@
 // The pieces: a custom Module (Embedding -> LSTM -> Linear), the CSV-free SequenceDataset +
 // DataLoader (seeded shuffling), cross-entropy, Adam, clip_grad_norm, a cosine LR schedule and a
 // crash-safe training checkpoint (model + optimizer + schedule + RNG) that --resume continues.
+// Under mpirun each rank trains on its shard of the windows with gradients averaged over the
+// ranks; rank 0 alone prints, writes the checkpoint and reads it back on --resume.
 #include <cmath>
 #include <fstream>
 #include <optional>
@@ -15,6 +17,7 @@
 #include <seqgrad/version.h>
 
 #include "autograd/seqgrad.h"
+#include "examples/parallel.h"
 #include "examples/trainer.h"
 #include "io/checkpoint.h"
 #include "io/dataloader.h"
@@ -80,6 +83,8 @@ double text_loss(CharModel& model, const std::string& text, const std::string& v
 }
 
 int main(int argc, char** argv) {
+  dist::Environment env(argc, argv);
+  const bool lead = env.rank() == 0;
   std::string path = SEQGRAD_SOURCE_DIR "/examples/data/sonnets.txt", checkpoint = "char_lstm.safetensors";
   int epochs = 40;
   int64_t hidden = 128, steps = 32, batch = 16;
@@ -98,7 +103,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return e.get_exit_code() == 0 ? app.exit(e) : (fmt::print(stderr, "char_lstm: {}\n", e.what()), 2);
+    return e.get_exit_code() == 0 ? app.exit(e) : (fmt::print(stderr, "char_lstm: {}\n", e.what()), env.fail(2));
   }
   try {
     std::stringstream ss;
@@ -118,15 +123,20 @@ int main(int argc, char** argv) {
       }
       data.add({fmt::format("w{}", start), x, y});
     }
-    io::DataLoader loader(data, {.batch_size = batch, .seed = 1});
+    io::DataLoader loader(data, {.batch_size = batch, .seed = 1, .num_shards = env.world_size(), .shard = env.rank()});
     CharModel model(int64_t(vocab.size()), hidden, 7);
+    dist::broadcast_parameters(model);
     optim::Adam opt(model.parameters(), {.lr = 0.01});
     optim::CosineAnnealingLR schedule(opt, {.T_max = epochs, .eta_min = 1e-3});
     Generator sampler(3);
     io::TrainingState ts{.optimizer = &opt, .scheduler = &schedule, .generators = {{"loader", &loader.generator()}, {"sampler", &sampler}}};
-    if (resume) io::load_checkpoint(checkpoint, model, ts);
-    fmt::print("{} characters, vocabulary {}, {} windows of {}, LSTM({}), {} parameters\n", text.size(), vocab.size(),
-               data.size(), steps, hidden, model.num_parameters());
+    if (resume) {
+      if (lead) io::load_checkpoint(checkpoint, model, ts);
+      dist::broadcast_training_state(model, ts);
+    }
+    if (lead)
+      fmt::print("{} characters, vocabulary {}, {} windows of {}, LSTM({}), {} parameters\n", text.size(),
+                 vocab.size(), data.size(), steps, hidden, model.num_parameters());
 
     std::optional<DetectAnomaly> anomaly;
     if (detect_anomaly) anomaly.emplace();
@@ -144,30 +154,35 @@ int main(int argc, char** argv) {
         Tensor loss = cross_entropy(logits.reshape({-1, int64_t(vocab.size())}), next);
         examples::check_loss(loss, epoch, ++batch_no);
         loss.backward();
+        dist::allreduce_gradients(model.parameters());
         optim::clip_grad_norm(model.parameters(), 1.0);
         opt.step();
         opt.zero_grad();
-        total += loss.item() / double(loader.size());
+        total += dist::allreduce_mean(loss.item()) / double(loader.size());
       }
       schedule.step();
       ts.epoch = epoch;
+      if (!lead) continue;
       io::save_checkpoint(checkpoint, model, ts);
       if (epoch % 10 == 0 || epoch == epochs)
         fmt::print("epoch {:3d}  loss {:.3f} (perplexity {:.1f})  lr {:.4f}\n", epoch, total, std::exp(total), opt.lr());
     }
     if (prof) {
-      prof->save_chrome_trace(profile);
-      fmt::print("\n{}Chrome trace: {}\n", prof->table(12), profile);
+      if (lead) {
+        prof->save_chrome_trace(profile);
+        fmt::print("\n{}Chrome trace: {}\n", prof->table(12), profile);
+      }
       prof.reset();
     }
     if (quantize) {
       const double float_loss = text_loss(model, text, vocab, steps);
       quantize_dynamic(model);
-      fmt::print("loss on the text: float32 {:.4f}, int8 {:.4f}\n", float_loss, text_loss(model, text, vocab, steps));
+      const double int8_loss = text_loss(model, text, vocab, steps);
+      if (lead) fmt::print("loss on the text: float32 {:.4f}, int8 {:.4f}\n", float_loss, int8_loss);
     }
-    fmt::print("\nSample:\n{}\n", sample(model, vocab, "Shall I ", 200, sampler));
+    if (lead) fmt::print("\nSample:\n{}\n", sample(model, vocab, "Shall I ", 200, sampler));
   } catch (const std::exception& e) {
     fmt::print(stderr, "char_lstm: {}\n", e.what());
-    return 2;
+    return env.fail(2);
   }
 }

@@ -20,6 +20,7 @@
 
 #include "autograd/seqgrad.h"
 #include "autograd/kernels/arch.h"
+#include "examples/parallel.h"
 #include "examples/trainer.h"
 #include "io/checkpoint.h"
 
@@ -38,12 +39,16 @@ int run(const Config& c) {
   if (data.empty()) throw std::invalid_argument(fmt::format("{}: no sequences", c.data));
   examples::Tagger model(c.cell, data.input_size(), c.hidden, data.label_size(), c.seed + 1);
 
-  fmt::print("seqgrad seed_trace: {} sequences x {} steps x {} features -> {}({}) -> Linear({} -> {}) per step\n",
+  // Under mpirun every rank trains; rank 0 alone prints and writes files.
+  const bool lead = dist::rank() == 0;
+  if (lead) fmt::print("seqgrad seed_trace: {} sequences x {} steps x {} features -> {}({}) -> Linear({} -> {}) per step\n",
              data.size(), data[0].length(), data.input_size(), c.cell == "rnn" ? "RNN" : c.cell == "lstm" ? "LSTM" : "GRU",
              c.hidden, c.hidden, data.label_size());
-  fmt::print("{} lr {}, batch size {}, {} epochs, seed {}, {} thread(s), kernels: {}{}\n\n", c.optimizer, c.lr,
-             c.batch_size, c.epochs, c.seed, c.threads, kernels::best_arch_name(),
-             c.no_recurrence ? ", recurrence disabled (ablation)" : "");
+  if (lead)
+    fmt::print("{} lr {}, batch size {}, {} epochs, seed {}, {} thread(s), kernels: {}{}{}\n\n", c.optimizer, c.lr,
+               c.batch_size, c.epochs, c.seed, c.threads, kernels::best_arch_name(),
+               c.no_recurrence ? ", recurrence disabled (ablation)" : "",
+               dist::world_size() > 1 ? fmt::format(", {} processes (batch size per process)", dist::world_size()) : "");
 
   std::unique_ptr<examples::ProgressBar> bar;
   std::optional<Profiler> prof;
@@ -51,10 +56,14 @@ int run(const Config& c) {
   auto history = examples::train(
       model, data, c,
       [&](int epoch, int batch, int batches, double loss, double acc) {
+        if (!lead) return;
         if (batch == 1) bar = std::make_unique<examples::ProgressBar>(epoch, c.epochs, batches);
         bar->update(batch, loss, acc);
       },
-      [&](const examples::EpochMetrics& m) { bar->finish(m.loss, m.accuracy, m.seconds); });
+      [&](const examples::EpochMetrics& m) {
+        if (lead) bar->finish(m.loss, m.accuracy, m.seconds);
+      });
+  if (!lead) return 0;
 
   // The 0.90 ceiling holds for the generated task only (two of its ten steps are unpredictable).
   double ceiling = c.data.empty() ? 0.9 : 1.0;
@@ -72,6 +81,7 @@ int run(const Config& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dist::Environment env(argc, argv);
   Config c;
   CLI::App app{
       "Trains an RNN on the tutorial's delayed-memory task (or on --data) and prints the per-epoch trace.\n"
@@ -101,12 +111,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "seed_trace: {} (see --help)\n", e.what());
-    return 2;
+    return env.fail(2);
   }
   try {
     return run(c);
   } catch (const std::exception& e) {
     fmt::print(stderr, "seed_trace: {}\n", e.what());
-    return 2;
+    return env.fail(2);
   }
 }

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "autograd/seqgrad.h"
+#include "examples/parallel.h"
 #include "io/checkpoint.h"
 #include "io/dataloader.h"
 #include "optim/optim.h"
@@ -87,7 +88,11 @@ std::vector<EpochMetrics> train(Tagger& model, const io::SequenceDataset& data, 
     opt = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr});
   else
     throw std::invalid_argument(fmt::format("train: unknown optimizer '{}' (sgd or adam)", c.optimizer));
-  io::DataLoader loader(data, {.batch_size = c.batch_size, .shuffle = c.shuffle, .seed = c.seed + 3});
+  // Under mpirun each rank trains on its shard with the gradients averaged over the ranks: one
+  // step of the global batch (batch_size per rank). Alone this is the plain loop.
+  dist::broadcast_parameters(model);
+  io::DataLoader loader(data, {.batch_size = c.batch_size, .shuffle = c.shuffle, .seed = c.seed + 3,
+                               .num_shards = dist::world_size(), .shard = dist::rank()});
 
   std::optional<DetectAnomaly> anomaly;
   if (c.detect_anomaly) anomaly.emplace();
@@ -103,11 +108,12 @@ std::vector<EpochMetrics> train(Tagger& model, const io::SequenceDataset& data, 
         Scope scope("loss");
         loss = masked_mean(bce_with_logits_elementwise(logits, b.y), b.lengths);
       }
-      check_loss(loss, epoch, batches + 1);
-      loss_sum += loss.item();
-      acc_sum += masked_accuracy(logits, b.y, b.lengths);
+      check_loss(loss, epoch, batches + 1);  // before the collective: a non-finite loss ends the whole job
+      loss_sum += dist::allreduce_mean(loss.item());
+      acc_sum += dist::allreduce_mean(masked_accuracy(logits, b.y, b.lengths));
       ++batches;
       loss.backward();
+      dist::allreduce_gradients(params);
       opt->step();
       opt->zero_grad();
       if (on_batch) on_batch(epoch, batches, int(loader.size()), loss_sum / batches, acc_sum / batches);

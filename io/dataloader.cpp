@@ -13,13 +13,27 @@ DataLoader::DataLoader(const SequenceDataset& data, DataLoaderOptions options)
     : data_(data), options_(options), gen_(options.seed) {
   if (options_.batch_size < 1)
     throw std::invalid_argument(fmt::format("DataLoader: batch_size must be >= 1, got {}", options_.batch_size));
+  if (options_.num_shards < 1 || options_.shard < 0 || options_.shard >= options_.num_shards)
+    throw std::invalid_argument(fmt::format("DataLoader: shard {} of num_shards {} (need 0 <= shard < num_shards)",
+                                            options_.shard, options_.num_shards));
   order_.resize(data_.size());
   std::iota(order_.begin(), order_.end(), size_t(0));
+  take_shard();
 }
 
 size_t DataLoader::size() const {
-  size_t n = data_.size(), b = size_t(options_.batch_size);
+  size_t n = order_.size(), b = size_t(options_.batch_size);
   return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::take_shard() {
+  if (options_.num_shards == 1) return;
+  const size_t n = order_.size(), shards = size_t(options_.num_shards);
+  const size_t per_shard = options_.drop_last ? n / shards : (n + shards - 1) / shards;
+  std::vector<size_t> mine;
+  mine.reserve(per_shard);
+  for (size_t i = 0; i < per_shard; ++i) mine.push_back(order_[(i * shards + size_t(options_.shard)) % n]);
+  order_ = std::move(mine);
 }
 
 void DataLoader::start_epoch() {
@@ -29,8 +43,9 @@ void DataLoader::start_epoch() {
   std::iota(order_.begin(), order_.end(), size_t(0));
   epoch_rng_ = gen_.state();
   position_ = 0;
-  if (!options_.shuffle) return;
-  for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen_.below(i)]);
+  if (options_.shuffle)
+    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen_.below(i)]);
+  take_shard();
 }
 
 DataLoader::Range DataLoader::epoch() {

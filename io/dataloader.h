@@ -48,6 +48,12 @@ struct DataLoaderOptions {
   bool batch_first = true;  // the recurrent layers' default
   uint64_t seed = 0;
   double pad_value = 0;
+  // Data-parallel sharding, PyTorch's DistributedSampler rules: every shard draws the same
+  // seeded order of the whole dataset, then takes positions shard, shard + num_shards, ... of it.
+  // Shards have equal lengths: ceil(n / num_shards), the order wrapping around to pad the last
+  // ones; with drop_last, floor(n / num_shards), the tail left out this epoch.
+  int64_t num_shards = 1;  // e.g. dist::world_size()
+  int64_t shard = 0;       // e.g. dist::rank(); in [0, num_shards)
 };
 
 class DataLoader {
@@ -55,7 +61,7 @@ class DataLoader {
   // Keeps a reference: the dataset must outlive the loader.
   DataLoader(const SequenceDataset& data, DataLoaderOptions options = {});
 
-  // Batches per epoch.
+  // Batches per epoch (of this shard).
   size_t size() const;
   // Starts the next epoch: draws a new order if shuffling (advancing the generator).
   void start_epoch();
@@ -74,11 +80,14 @@ class DataLoader {
   // boundary). Throws std::invalid_argument when the position is past this loader's size().
   void set_state(const LoaderState& s);
 
+  // This epoch's sequences, in batch order (this shard's only).
   const std::vector<size_t>& order() const { return order_; }
   Generator& generator() { return gen_; }
   const DataLoaderOptions& options() const { return options_; }
 
  private:
+  void take_shard();  // order_ (the whole dataset's) -> this shard's positions
+
   const SequenceDataset& data_;
   DataLoaderOptions options_;
   Generator gen_;

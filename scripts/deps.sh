@@ -3,7 +3,8 @@
 # missing. Quick and silent when everything is there; needs root (or sudo) only to install.
 set -euo pipefail
 
-packages=(build-essential cmake libxsimd-dev libfmt-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev pkg-config "$@")
+packages=(build-essential cmake libxsimd-dev libfmt-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev pkg-config
+          libopenmpi-dev openmpi-bin iproute2 "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
