@@ -1,5 +1,9 @@
 // The op files' shared helpers (ops_internal.h) and the dispatch of backward over every op.
 #include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "autograd/ops_internal.h"
 
@@ -120,6 +124,15 @@ void accumulate(const Tensor& t, const Tensor& contribution) {
 }
 
 void accumulate_grad(const Tensor& t, const Tensor& g) { accumulate(t, g); }
+
+// layers/quantize.cpp records the int8 layers' outputs as this op (shared: the layer's name), so
+// that a backward reaching one says why there is no gradient instead of skipping it silently.
+void Int8Inference_bwd(const Node& n) {
+  throw std::logic_error(fmt::format(
+      "backward: {} runs int8 weights (quantize_dynamic): quantized layers are inference only and have no "
+      "gradient; train the float model, then quantize it",
+      *static_cast<const std::string*>(n.shared.get())));
+}
 
 void backward_node(const Node& n) {
   switch (n.op) {

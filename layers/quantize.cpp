@@ -14,15 +14,6 @@
 
 namespace seqgrad {
 
-namespace detail {
-void Int8Inference_bwd(const Node& n) {
-  throw std::logic_error(fmt::format(
-      "backward: {} runs int8 weights (quantize_dynamic): quantized layers are inference only and have no "
-      "gradient; train the float model, then quantize it",
-      *static_cast<const std::string*>(n.shared.get())));
-}
-}  // namespace detail
-
 namespace quant {
 namespace {
 using seqgrad::detail::CellKind;
