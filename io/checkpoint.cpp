@@ -110,7 +110,9 @@ void save(const Module& module, const std::filesystem::path& path, const Metadat
   Int8Names int8;
   // A quantized layer's weight is stored as its int8 values (I8) under the weight's own name, with
   // the per-output-channel scales (F32) under name + "_scale".
-  for (auto& [name, q] : quant::named_int8_weights(const_cast<Module&>(module))) {
+  for (auto& entry : quant::named_int8_weights(const_cast<Module&>(module))) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const auto& q = entry.second;
     auto it = std::find_if(tensors.begin(), tensors.end(), [&](auto& e) { return e.first == name; });
     if (it == tensors.end()) continue;  // a tied weight listed under another name
     std::vector<float> values(q->q.begin(), q->q.end());
