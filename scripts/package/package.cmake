@@ -57,6 +57,8 @@ foreach(dir IN LISTS seqgrad_header_dirs)
           FILES_MATCHING PATTERN "*.h" PATTERN "*.def"
           PATTERN "kernels" EXCLUDE PATTERN "*internal.h" EXCLUDE PATTERN "update.h" EXCLUDE)
 endforeach()
+# The one kernel header in the API: the int8 weights' type that layers/quantize.h exposes (no xsimd in it).
+install(FILES ${PROJECT_SOURCE_DIR}/autograd/kernels/qgemm.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/seqgrad/autograd/kernels)
 install(FILES ${SEQGRAD_GENERATED_INCLUDE}/seqgrad/seqgrad.h ${SEQGRAD_GENERATED_INCLUDE}/seqgrad/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/seqgrad)
 
