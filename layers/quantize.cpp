@@ -28,6 +28,17 @@ void mark(Tensor& out, const Tensor& x, const Tensor& weight, const char* layer)
                     .shared = std::make_shared<std::string>(layer)});
 }
 
+// (A, B, C) -> (B, A, C), copied.
+Tensor swap_leading(const Tensor& x) {
+  const int64_t A = x.size(0), B = x.size(1), C = x.size(2);
+  Tensor y = Tensor::empty({B, A, C});
+  const float* src = x.data<float>();
+  float* dst = y.data<float>();
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b = 0; b < B; ++b) std::copy_n(src + (a * B + b) * C, C, dst + (b * A + a) * C);
+  return y;
+}
+
 void check_f32(const char* layer, const Tensor& x) {
   if (!x.defined()) throw std::invalid_argument(fmt::format("{} (int8): input is an undefined tensor", layer));
   if (x.dtype() != DType::f32)
@@ -145,20 +156,22 @@ LSTMOutput recurrent_forward(const seqgrad::detail::RecurrentConfig& cfg, const 
   check_f32(cfg.name, x);
   const bool bf = cfg.batch_first, is_lstm = cfg.kind == CellKind::lstm;
   const int64_t B = x.size(bf ? 0 : 1), T = x.size(bf ? 1 : 0), H = cfg.hidden_size, G = seqgrad::detail::gate_count(cfg.kind);
-  const int64_t D = cfg.bidirectional ? 2 : 1, rows = B * T;
-  // Row of (sequence b, step t) in x, the projection and the output; rows of one step are `stride` apart.
-  const int64_t stride = bf ? T : 1;
-  auto row = [&](int64_t t) { return bf ? t : t * B; };
-  Tensor input = x, xp = Tensor::empty({rows, G * H}), hp = Tensor::empty({B, G * H});
+  const int64_t D = cfg.bidirectional ? 2 : 1;
+  // The layers run time-major, so that the B rows of one step (its projection, gates and states) are
+  // contiguous: batch-first, they would lie T rows apart, each on its own page and cache set.
+  // The input projection runs a chunk of steps at a time, small enough for the L2 cache, where the
+  // hidden products then add to it (the whole sequence's would come back from memory).
+  const int64_t chunk = std::clamp<int64_t>((1 << 20) / (B * G * H * 4), 1, T);
+  Tensor input = bf ? swap_leading(x) : x, xp = Tensor::empty({chunk * B, G * H}), hp = Tensor::empty({B, G * H});
   Tensor h_n = Tensor::empty({cfg.num_layers * D, B, H}), c_n = is_lstm ? Tensor::empty({cfg.num_layers * D, B, H}) : Tensor();
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
-    const Shape out_shape = bf ? Shape{B, T, D * H} : Shape{T, B, D * H};
-    Tensor out = Tensor::empty(out_shape);
+    // The last layer writes straight into the caller's layout.
+    const bool out_bf = bf && l == cfg.num_layers - 1;
+    Tensor out = Tensor::empty(out_bf ? Shape{B, T, D * H} : Shape{T, B, D * H});
+    const int64_t out_row = out_bf ? D * H : B * D * H, out_col = out_bf ? T * D * H : D * H;  // strides of t and b
     const int64_t in_size = input.size(2);
     for (int64_t d = 0; d < D; ++d) {
       const size_t i = size_t(l * D + d);
-      qlinear(rows, input.data<float>(), in_size, q.w_ih[i], false, xp.data<float>(), G * H,
-              q.bias_x[i].empty() ? nullptr : q.bias_x[i].data());
       float* h = h_n.data<float>() + int64_t(i) * B * H;
       float* c = is_lstm ? c_n.data<float>() + int64_t(i) * B * H : nullptr;
       if (h0.defined()) std::copy_n(h0.data<float>() + int64_t(i) * B * H, B * H, h);
@@ -169,9 +182,14 @@ LSTMOutput recurrent_forward(const seqgrad::detail::RecurrentConfig& cfg, const 
       }
       for (int64_t k = 0; k < T; ++k) {
         const int64_t t = d == 0 ? k : T - 1 - k;
-        cell_step(cfg.kind, B, H, xp.data<float>() + row(t) * G * H, stride * G * H, h, c, hp.data<float>(), q.w_hh[i],
+        // Steps [t0, t0 + n) are projected together when the first of them (in this direction) comes up.
+        const int64_t t0 = t / chunk * chunk, n = std::min(chunk, T - t0);
+        if (t == (d == 0 ? t0 : t0 + n - 1))
+          qlinear(n * B, input.data<float>() + t0 * B * in_size, in_size, q.w_ih[i], false, xp.data<float>(), G * H,
+                  q.bias_x[i].empty() ? nullptr : q.bias_x[i].data());
+        cell_step(cfg.kind, B, H, xp.data<float>() + (t - t0) * B * G * H, G * H, h, c, hp.data<float>(), q.w_hh[i],
                   q.b_hh[i]);
-        for (int64_t b = 0; b < B; ++b) std::copy_n(h + b * H, H, out.data<float>() + (row(t) + b * stride) * D * H + d * H);
+        for (int64_t b = 0; b < B; ++b) std::copy_n(h + b * H, H, out.data<float>() + t * out_row + b * out_col + d * H);
       }
     }
     input = out;

@@ -3,8 +3,9 @@
 // int32, then C = beta*C + acc * (a_scale[m] * w_scale[n]) + bias[n] in float32.
 //
 // Both operands are symmetric int8 in [-127, 127]: q = round(v / s), s = max|v| / 127. The
-// kernels: AVX-512 VNNI (vpdpbusd, which multiplies unsigned by signed bytes: the activation is
-// offset by 128 and 128 * sum_k W[n][k] subtracted again), AVX2 (bytes sign-extended to int16 and
+// kernels: AVX-512 VNNI (vpdpbusd, which multiplies unsigned by signed bytes: the packed weights
+// are stored offset by 128, and 128 * sum_k A[m][k] is subtracted again; the activations, signed,
+// are the operand vpdpbusd broadcasts from memory), AVX2 (bytes sign-extended to int16 and
 // vpmaddwd, which cannot saturate) and plain C++. All three compute the exact integer sums and the
 // same float epilogue (no FMA contraction), so their outputs are bitwise identical; the CPU picks
 // the best at run time (set_qisa forces one, for tests and benchmarks). Results do not depend on
@@ -23,13 +24,13 @@ QIsa qisa();        // the one in use (best_qisa() unless forced)
 void set_qisa(QIsa isa);  // throws std::invalid_argument if the CPU lacks it
 
 // W (N x K) as int8 rows with per-row scales, plus its packing for the kernels: groups of 4
-// consecutive k of 16 columns, [k/4][n][k%4], padded with zeros to Kp = 4*ceil(K/4), Np = 16*ceil(N/16).
+// consecutive k of 16 columns, [k/4][n][k%4], each value + 128 as an unsigned byte, padded (with
+// 128, i.e. zero) to Kp = 4*ceil(K/4), Np = 16*ceil(N/16).
 struct QMatrix {
   int64_t N = 0, K = 0, Kp = 0, Np = 0;
   std::vector<int8_t> q;      // N x K row-major: the stored values
   std::vector<float> scale;   // N: W[n][k] ~ q[n][k] * scale[n]
-  std::vector<int8_t> packed;
-  std::vector<int32_t> colsum;  // Np: sum_k q[n][k], for VNNI's offset
+  std::vector<uint8_t> packed;
 
   // Per-row symmetric quantization of a float matrix.
   static QMatrix quantize(const float* w, int64_t N, int64_t K);

@@ -1,5 +1,6 @@
 // The AVX2 kernel of qgemm (qgemm.h); built with -march=x86-64-v3, called only on CPUs with AVX2.
-// Bytes are sign-extended to int16 and multiplied by vpmaddwd, exact (vpmaddubsw could saturate).
+// Bytes are sign-extended to int16 and multiplied by vpmaddwd, exact (vpmaddubsw could saturate);
+// the packed weights' offset of 128 is flipped off as they are loaded, once per R rows.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,11 +22,12 @@ void tile(const int8_t* A, int64_t ldq, const float* a_scale, const QMatrix& W, 
   __m256i lo[R][V], hi[R][V];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) lo[r][v] = hi[r][v] = _mm256_setzero_si256();
-  const int8_t* w = W.packed.data() + j * 4;
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  const uint8_t* w = W.packed.data() + j * 4;
   for (int64_t k = 0; k < W.Kp; k += 4, w += W.Np * 4) {
     __m256i wl[V], wh[V];
     for (int v = 0; v < V; ++v) {
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + v * 32));
+      const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + v * 32)), flip);
       wl[v] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b));
       wh[v] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(b, 1));
     }

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <utility>
+#include <vector>
 
 #include "autograd/kernels/qgemm.h"
 
@@ -13,35 +13,47 @@ namespace seqgrad::quant::detail {
 
 namespace {
 // R rows x V*16 columns over all of K: vpdpbusd adds four u8*s8 products per int32 lane, the
-// activation bytes flipped to unsigned (a + 128) and the 128 * colsum taken off in the epilogue.
+// packed weights (stored + 128) as the unsigned operand and four activation bytes, broadcast
+// straight from memory, as the signed one; 128 * (the row's sum of A) comes off in the epilogue.
+// 6 x 4 keeps 24 accumulators in flight, enough to cover vpdpbusd's latency on two ports.
+constexpr int max_rows = 6, max_vecs = 4;
+constexpr int64_t l1_bytes = 32 << 10;
+
+// acc += w (u8) . a4 (four s8, broadcast from memory), four products per lane. Written out because
+// GCC 12 keeps _mm512_dpbusd_epi32's accumulators in memory, copying each one twice per call.
+inline void dpbusd(__m512i& acc, __m512i w, const int8_t* a4) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(a4)));
+}
+
+// The loops over r and v are unrolled outright so that acc stays in registers.
 template <int R, int V>
-void tile(const int8_t* A, int64_t ldq, const float* a_scale, const QMatrix& W, int64_t j, bool accumulate, float* C,
-          int64_t ldc, const float* bias) {
+void tile(const int8_t* A, int64_t ldq, const float* a_scale, const int32_t* a_sum, const QMatrix& W, int64_t j,
+          bool accumulate, float* C, int64_t ldc, const float* bias) {
   __m512i acc[R][V];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
-  const __m512i flip = _mm512_set1_epi32(int32_t(0x80808080u));
-  const int8_t* w = W.packed.data() + j * 4;
+  const uint8_t* w = W.packed.data() + j * 4;
   for (int64_t k = 0; k < W.Kp; k += 4, w += W.Np * 4) {
     __m512i wv[V];
+#pragma GCC unroll 4
     for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_si512(w + v * 64);
-    for (int r = 0; r < R; ++r) {
-      int32_t a4;
-      std::memcpy(&a4, A + r * ldq + k, 4);
-      const __m512i a = _mm512_xor_si512(_mm512_set1_epi32(a4), flip);
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], a, wv[v]);
-    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) dpbusd(acc[r][v], wv[v], A + r * ldq + k);
   }
+#pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
-    const int64_t n0 = j + v * 16, valid = std::min<int64_t>(16, W.N - n0);
-    if (valid <= 0) break;
+    const int64_t n0 = j + v * 16, valid = std::clamp<int64_t>(W.N - n0, 0, 16);
     const __mmask16 mask = __mmask16((1u << valid) - 1);
-    const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(W.colsum.data() + n0), 7);
     const __m512 ws = _mm512_maskz_loadu_ps(mask, W.scale.data() + n0);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + n0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], offset)),
-                               _mm512_mul_ps(_mm512_set1_ps(a_scale[r]), ws));
+      const __m512i sum = _mm512_sub_epi32(acc[r][v], _mm512_set1_epi32(a_sum[r] * 128));
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(_mm512_set1_ps(a_scale[r]), ws));
       if (bias) y = _mm512_add_ps(y, b);
       float* c = C + r * ldc + n0;
       if (accumulate) y = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c), y);
@@ -50,16 +62,30 @@ void tile(const int8_t* A, int64_t ldq, const float* a_scale, const QMatrix& W, 
   }
 }
 
-using TileFn = void (*)(const int8_t*, int64_t, const float*, const QMatrix&, int64_t, bool, float*, int64_t,
-                        const float*);
+using TileFn = void (*)(const int8_t*, int64_t, const float*, const int32_t*, const QMatrix&, int64_t, bool, float*,
+                        int64_t, const float*);
 template <int R, int... V>
-constexpr std::array<TileFn, 4> row_of(std::integer_sequence<int, V...>) {
+constexpr std::array<TileFn, max_vecs> row_of(std::integer_sequence<int, V...>) {
   return {&tile<R, V + 1>...};
 }
-constexpr std::array<std::array<TileFn, 4>, 4> tiles{row_of<1>(std::make_integer_sequence<int, 4>{}),
-                                                     row_of<2>(std::make_integer_sequence<int, 4>{}),
-                                                     row_of<3>(std::make_integer_sequence<int, 4>{}),
-                                                     row_of<4>(std::make_integer_sequence<int, 4>{})};
+template <int... R>
+constexpr std::array<std::array<TileFn, max_vecs>, max_rows> table(std::integer_sequence<int, R...>) {
+  return {row_of<R + 1>(std::make_integer_sequence<int, max_vecs>{})...};
+}
+constexpr auto tiles = table(std::make_integer_sequence<int, max_rows>{});
+
+// sum_k A[m][k] over the Kp bytes of each row (the padding is zero).
+void row_sums(int64_t M, const int8_t* A, int64_t ldq, int64_t Kp, int32_t* out) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t m = 0; m < M; ++m) {
+    __m512i s = _mm512_setzero_si512();
+    for (int64_t k = 0; k < Kp; k += 64) {
+      const __mmask64 mask = Kp - k >= 64 ? ~__mmask64(0) : (__mmask64(1) << (Kp - k)) - 1;
+      s = _mm512_dpbusd_epi32(s, ones, _mm512_maskz_loadu_epi8(mask, A + m * ldq + k));
+    }
+    out[m] = _mm512_reduce_add_epi32(s);
+  }
+}
 }  // namespace
 
 void quantize_row_avx512(int64_t K, const float* a, int8_t* q, float* scale) {
@@ -81,12 +107,23 @@ void quantize_row_avx512(int64_t K, const float* a, int8_t* q, float* scale) {
 
 void qgemm_vnni(int64_t M, const int8_t* Aq, int64_t ldq, const float* a_scale, const QMatrix& W, int64_t j0,
                 int64_t j1, bool accumulate, float* C, int64_t ldc, const float* bias) {
-  for (int64_t j = j0; j < j1 && j < W.N; j += 64) {
-    const int64_t v = std::min<int64_t>(4, (j1 - j) / 16);
-    for (int64_t m = 0; m < M; m += 4) {
-      const int64_t r = std::min<int64_t>(4, M - m);
-      tiles[size_t(r - 1)][size_t(v - 1)](Aq + m * ldq, ldq, a_scale + m, W, j, accumulate, C + m * ldc, ldc, bias);
-    }
+  thread_local std::vector<int32_t> a_sum;
+  if (a_sum.size() < size_t(M)) a_sum.resize(size_t(M));
+  row_sums(M, Aq, ldq, W.Kp, a_sum.data());
+  auto run = [&](int64_t m, int64_t j) {
+    const int64_t r = std::min<int64_t>(max_rows, M - m), v = std::min<int64_t>(max_vecs, (j1 - j) / 16);
+    tiles[size_t(r - 1)][size_t(v - 1)](Aq + m * ldq, ldq, a_scale + m, a_sum.data() + m, W, j, accumulate, C + m * ldc,
+                                        ldc, bias);
+  };
+  j1 = std::min(j1, W.Np);
+  // Either the block's weights stay in L1 while the rows stream by, writing C row by row (an input
+  // projection: small K, many rows), or each strip of weights does, reused by all rows (a hidden product).
+  if ((j1 - j0) * W.Kp <= l1_bytes) {
+    for (int64_t m = 0; m < M; m += max_rows)
+      for (int64_t j = j0; j < j1; j += 16 * max_vecs) run(m, j);
+  } else {
+    for (int64_t j = j0; j < j1; j += 16 * max_vecs)
+      for (int64_t m = 0; m < M; m += max_rows) run(m, j);
   }
 }
 
