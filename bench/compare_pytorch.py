@@ -199,7 +199,9 @@ def torch_worker(threads, names, repeats):
         if kind == "qinfer":
             engines = torch.backends.quantized.supported_engines
             torch.backends.quantized.engine = next(e for e in ("fbgemm", "onednn", "x86", "qnnpack") if e in engines)
-            model = torch.quantization.quantize_dynamic(model, {type(model)}, dtype=torch.qint8)
+            # quantize_dynamic swaps a model's children, never the model itself: wrap the layer.
+            model = torch.quantization.quantize_dynamic(torch.nn.Sequential(model), {type(model)},
+                                                        dtype=torch.qint8)[0]
         x = torch.randn(BATCH, STEPS, INPUT)
         target = torch.randn(BATCH, x.shape[1], 1)
         if kind == "train":
