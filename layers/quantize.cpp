@@ -46,21 +46,25 @@ void check_f32(const char* layer, const Tensor& x) {
 }
 
 // One step of a cell with the int8 hidden product: gates (B rows, stride ldg) hold the step's input
-// projection and become the activations; h and c (B, H) are updated in place; hp is scratch.
-void cell_step(CellKind kind, int64_t B, int64_t H, float* gates, int64_t ldg, float* h, float* c, float* hp,
-               const QMatrix& w_hh, const std::vector<float>& b_hh) {
+// projection and become the activations; the state h (B rows, stride ldh) goes to h_out (stride
+// ldo; it may be h itself), c (B, H) is updated in place; hp is scratch.
+void cell_step(CellKind kind, int64_t B, int64_t H, float* gates, int64_t ldg, const float* h, int64_t ldh, float* h_out,
+               int64_t ldo, float* c, float* hp, const QMatrix& w_hh, const std::vector<float>& b_hh) {
   namespace k = kernels;
   if (kind == CellKind::lstm) {
-    qlinear(B, h, H, w_hh, true, gates, ldg, nullptr);
-    for (int64_t b = 0; b < B; ++b) k::lstm_cell_fwd<float>(h + b * H, c + b * H, gates + b * ldg, nullptr, c + b * H, H);
+    qlinear(B, h, ldh, w_hh, true, gates, ldg, nullptr);
+    for (int64_t b = 0; b < B; ++b) k::lstm_cell_fwd<float>(h_out + b * ldo, c + b * H, gates + b * ldg, nullptr, c + b * H, H);
   } else if (kind == CellKind::gru) {
-    qlinear(B, h, H, w_hh, false, hp, 3 * H, b_hh.empty() ? nullptr : b_hh.data());
+    qlinear(B, h, ldh, w_hh, false, hp, 3 * H, b_hh.empty() ? nullptr : b_hh.data());
     for (int64_t b = 0; b < B; ++b)
-      k::gru_cell_fwd<float>(h + b * H, gates + b * ldg, hp + b * 3 * H + 2 * H, gates + b * ldg, hp + b * 3 * H, h + b * H, H);
+      k::gru_cell_fwd<float>(h_out + b * ldo, gates + b * ldg, hp + b * 3 * H + 2 * H, gates + b * ldg, hp + b * 3 * H,
+                             h + b * ldh, H);
   } else {
-    qlinear(B, h, H, w_hh, false, hp, H, nullptr);
-    for (int64_t b = 0; b < B; ++b) k::rnn_cell_fwd<float>(hp + b * H, gates + b * ldg, kind == CellKind::rnn_relu, H);
-    std::copy_n(hp, B * H, h);
+    qlinear(B, h, ldh, w_hh, false, hp, H, nullptr);
+    for (int64_t b = 0; b < B; ++b) {
+      k::rnn_cell_fwd<float>(hp + b * H, gates + b * ldg, kind == CellKind::rnn_relu, H);
+      std::copy_n(hp + b * H, H, h_out + b * ldo);
+    }
   }
 }
 }  // namespace
@@ -172,14 +176,17 @@ LSTMOutput recurrent_forward(const seqgrad::detail::RecurrentConfig& cfg, const 
     const int64_t in_size = input.size(2);
     for (int64_t d = 0; d < D; ++d) {
       const size_t i = size_t(l * D + d);
-      float* h = h_n.data<float>() + int64_t(i) * B * H;
+      float* h_last = h_n.data<float>() + int64_t(i) * B * H;
       float* c = is_lstm ? c_n.data<float>() + int64_t(i) * B * H : nullptr;
-      if (h0.defined()) std::copy_n(h0.data<float>() + int64_t(i) * B * H, B * H, h);
-      else std::fill_n(h, B * H, 0.f);
+      if (h0.defined()) std::copy_n(h0.data<float>() + int64_t(i) * B * H, B * H, h_last);
+      else std::fill_n(h_last, B * H, 0.f);
       if (c) {
         if (c0.defined()) std::copy_n(c0.data<float>() + int64_t(i) * B * H, B * H, c);
         else std::fill_n(c, B * H, 0.f);
       }
+      // Each step's state is written where the output wants it and read from there by the next step.
+      const float* h = h_last;
+      int64_t ldh = H;
       for (int64_t k = 0; k < T; ++k) {
         const int64_t t = d == 0 ? k : T - 1 - k;
         // Steps [t0, t0 + n) are projected together when the first of them (in this direction) comes up.
@@ -187,10 +194,13 @@ LSTMOutput recurrent_forward(const seqgrad::detail::RecurrentConfig& cfg, const 
         if (t == (d == 0 ? t0 : t0 + n - 1))
           qlinear(n * B, input.data<float>() + t0 * B * in_size, in_size, q.w_ih[i], false, xp.data<float>(), G * H,
                   q.bias_x[i].empty() ? nullptr : q.bias_x[i].data());
-        cell_step(cfg.kind, B, H, xp.data<float>() + (t - t0) * B * G * H, G * H, h, c, hp.data<float>(), q.w_hh[i],
-                  q.b_hh[i]);
-        for (int64_t b = 0; b < B; ++b) std::copy_n(h + b * H, H, out.data<float>() + t * out_row + b * out_col + d * H);
+        float* h_t = out.data<float>() + t * out_row + d * H;
+        cell_step(cfg.kind, B, H, xp.data<float>() + (t - t0) * B * G * H, G * H, h, ldh, h_t, out_col, c, hp.data<float>(),
+                  q.w_hh[i], q.b_hh[i]);
+        h = h_t;
+        ldh = out_col;
       }
+      for (int64_t b = 0; b < B; ++b) std::copy_n(h + b * ldh, H, h_last + b * H);
     }
     input = out;
   }
@@ -207,7 +217,7 @@ void recurrent_step(const seqgrad::detail::RecurrentConfig& cfg, const Quantized
     const Tensor& in = l == 0 ? x : s.h[i - 1];
     qlinear(B, in.data<float>(), in.size(1), q.w_ih[i], false, s.xp[i].data<float>(), GH,
             q.bias_x[i].empty() ? nullptr : q.bias_x[i].data());
-    cell_step(cfg.kind, B, H, s.xp[i].data<float>(), GH, s.h[i].data<float>(),
+    cell_step(cfg.kind, B, H, s.xp[i].data<float>(), GH, s.h[i].data<float>(), H, s.h[i].data<float>(), H,
               cfg.kind == CellKind::lstm ? s.c[i].data<float>() : nullptr, s.hp[i].defined() ? s.hp[i].data<float>() : nullptr,
               q.w_hh[i], q.b_hh[i]);
   }
