@@ -21,7 +21,8 @@ void qgemm_scalar(int64_t M, const int8_t* Aq, int64_t ldq, const float* a_scale
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = j0; n < j1; ++n) {
       int32_t acc = 0;
-      for (int64_t k = 0; k < W.Kp; ++k) acc += int32_t(Aq[m * ldq + k]) * (int32_t(W.packed[size_t(((k / 4) * W.Np + n) * 4 + k % 4)]) - 128);
+      for (int64_t k = 0; k < W.Kp; ++k)
+        acc += int32_t(Aq[m * ldq + k]) * (W.packed[size_t(W.packed_offset(n) + k / 4 * W.packed_stride(n) + k % 4)] - 128);
       C[m * ldc + n] = detail::dequant(acc, a_scale[m], W.scale[size_t(n)], bias, n, accumulate, C + m * ldc + n);
     }
 }
@@ -79,7 +80,8 @@ QMatrix QMatrix::from_int8(std::vector<int8_t> q, std::vector<float> scale, int6
   w.scale = std::move(scale);
   w.packed.assign(size_t(w.Kp * w.Np), 128);
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) w.packed[size_t(((k / 4) * w.Np + n) * 4 + k % 4)] = uint8_t(w.q[size_t(n * K + k)] + 128);
+    for (int64_t k = 0; k < K; ++k)
+      w.packed[size_t(w.packed_offset(n) + k / 4 * w.packed_stride(n) + k % 4)] = uint8_t(w.q[size_t(n * K + k)] + 128);
   return w;
 }
 

@@ -12,6 +12,7 @@
 // the thread count.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -23,14 +24,21 @@ QIsa best_qisa();   // the best this CPU runs
 QIsa qisa();        // the one in use (best_qisa() unless forced)
 void set_qisa(QIsa isa);  // throws std::invalid_argument if the CPU lacks it
 
-// W (N x K) as int8 rows with per-row scales, plus its packing for the kernels: groups of 4
-// consecutive k of 16 columns, [k/4][n][k%4], each value + 128 as an unsigned byte, padded (with
-// 128, i.e. zero) to Kp = 4*ceil(K/4), Np = 16*ceil(N/16).
+// W (N x K) as int8 rows with per-row scales, plus its packing for the kernels: panels of 64
+// columns (the last one narrower), each contiguous, holding groups of 4 consecutive k,
+// [k/4][n][k%4], each value + 128 as an unsigned byte, padded (with 128, i.e. zero) to
+// Kp = 4*ceil(K/4), Np = 16*ceil(N/16). Contiguous panels matter: with groups Np*4 bytes apart
+// (a page for N = 1024), a panel's groups would all fall in the same few L1 sets.
 struct QMatrix {
   int64_t N = 0, K = 0, Kp = 0, Np = 0;
   std::vector<int8_t> q;      // N x K row-major: the stored values
   std::vector<float> scale;   // N: W[n][k] ~ q[n][k] * scale[n]
   std::vector<uint8_t> packed;
+  static constexpr int64_t panel = 64;
+
+  // Where column n's first group is in packed, and the bytes from one group of 4 k to the next.
+  int64_t packed_offset(int64_t n) const { return n / panel * panel * Kp + n % panel * 4; }
+  int64_t packed_stride(int64_t n) const { return std::min(panel, Np - n / panel * panel) * 4; }
 
   // Per-row symmetric quantization of a float matrix.
   static QMatrix quantize(const float* w, int64_t N, int64_t K);

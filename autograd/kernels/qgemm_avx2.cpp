@@ -23,8 +23,9 @@ void tile(const int8_t* A, int64_t ldq, const float* a_scale, const QMatrix& W, 
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) lo[r][v] = hi[r][v] = _mm256_setzero_si256();
   const __m256i flip = _mm256_set1_epi8(char(0x80));
-  const uint8_t* w = W.packed.data() + j * 4;
-  for (int64_t k = 0; k < W.Kp; k += 4, w += W.Np * 4) {
+  const uint8_t* w = W.packed.data() + W.packed_offset(j);
+  const int64_t step = W.packed_stride(j);
+  for (int64_t k = 0; k < W.Kp; k += 4, w += step) {
     __m256i wl[V], wh[V];
     for (int v = 0; v < V; ++v) {
       const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + v * 32)), flip);

@@ -34,8 +34,9 @@ void tile(const int8_t* A, int64_t ldq, const float* a_scale, const int32_t* a_s
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
-  const uint8_t* w = W.packed.data() + j * 4;
-  for (int64_t k = 0; k < W.Kp; k += 4, w += W.Np * 4) {
+  const uint8_t* w = W.packed.data() + W.packed_offset(j);
+  const int64_t step = W.packed_stride(j);
+  for (int64_t k = 0; k < W.Kp; k += 4, w += step) {
     __m512i wv[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_si512(w + v * 64);
