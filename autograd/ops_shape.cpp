@@ -103,6 +103,15 @@ void Transpose_bwd(const Node& n) {
   });
 }
 
+// dst = src, or dst += src (acc), over n elements.
+template <class T>
+void copy_or_add(T* dst, const T* src, int64_t n, bool acc) {
+  if (acc)
+    k::axpy(dst, T(1), src, n);
+  else
+    std::memcpy(dst, src, size_t(n) * sizeof(T));
+}
+
 // Copies (or accumulates) the block [start, start+len) of `axis` between a big tensor viewed as
 // (outer, n, inner) and a small one viewed as (outer, len, inner).
 template <class T>
@@ -111,12 +120,7 @@ void block_copy(T* small, const T* big, AxisView v, int64_t start, int64_t len, 
   for (int64_t o = 0; o < v.outer; ++o) {
     T* s = small + o * run;
     T* b = const_cast<T*>(big) + (o * v.n + start) * v.inner;
-    T* dst = to_big ? b : s;
-    const T* src = to_big ? s : b;
-    if (acc)
-      k::axpy(dst, T(1), src, run);
-    else
-      std::memcpy(dst, src, size_t(run) * sizeof(T));
+    copy_or_add(to_big ? b : s, to_big ? s : b, run, acc);
   }
 }
 
@@ -173,12 +177,7 @@ void block_copy_rows(const Tensor& x, int a, T* big, AxisView v, int64_t start, 
     const int64_t f = r * C, o = f / (len * v.inner), i = f / v.inner % len, j = f % v.inner;
     T* b = big + (o * v.n + start + i) * v.inner + j;
     T* xr = static_cast<T*>(x.raw_rows()) + r * ld;
-    T* dst = to_big ? b : xr;
-    const T* src = to_big ? xr : b;
-    if (acc)
-      k::axpy(dst, T(1), src, C);
-    else
-      std::memcpy(dst, src, size_t(C) * sizeof(T));
+    copy_or_add(to_big ? b : xr, to_big ? xr : b, C, acc);
   }
 }
 
