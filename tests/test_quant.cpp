@@ -146,6 +146,29 @@ TEST_CASE("int8 layers: same outputs on every int8 ISA, bidirectional and time-m
   for (size_t i = 1; i < outs.size(); ++i) CHECK(outs[i] == outs[0]);
 }
 
+TEST_CASE("int8 layers: bidirectional, stacked, both layouts stay close to float (outputs and final states)", "[quant]") {
+  NoGradGuard no_grad;
+  for (bool batch_first : {true, false}) {
+    INFO("batch_first " << batch_first);
+    LSTM lstm({.input_size = 12, .hidden_size = 40, .num_layers = 2, .batch_first = batch_first, .bidirectional = true,
+               .seed = 8});
+    Generator gen(9);
+    Tensor x = normal(batch_first ? Shape{3, 25, 12} : Shape{25, 3, 12}, 0, 1, gen);
+    const LSTMOutput ref = lstm.forward(x);
+    quantize_dynamic(lstm);
+    const LSTMOutput q = lstm.forward(x);
+    auto max_diff = [](const Tensor& a, const Tensor& b) {
+      REQUIRE(a.shape() == b.shape());
+      double m = 0;
+      for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::abs(a.data<float>()[i] - b.data<float>()[i])));
+      return m;
+    };
+    CHECK(max_diff(q.output, ref.output) < 0.03);
+    CHECK(max_diff(q.h_n, ref.h_n) < 0.03);
+    CHECK(max_diff(q.c_n, ref.c_n) < 0.06);
+  }
+}
+
 TEST_CASE("int8 layers are inference only; conversion errors", "[quant][errors]") {
   Generator gen(5);
   LSTM lstm({.input_size = 3, .hidden_size = 4});
