@@ -13,6 +13,7 @@ using namespace detail;
 
 struct PackedWeight::Packs {
   Tensor fwd, bwd;  // packed op(B) = W^T (h W^T) and W (dg W); undefined when the GEMM reads W in place
+  bool fwd_bf16 = false, bwd_bf16 = false;  // packed as bf16 pairs (the matmul precision when packed)
   std::once_flag bwd_once;
   // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
   // flag per step), and whether a backward pass has begun overwriting them with gradients.
@@ -25,7 +26,7 @@ struct PackedWeight::Packs {
   template <class T>
   k::PackedB<T> forward(const Tensor& w) const {
     return {.trans = true, .K = w.size(1), .N = w.size(0), .src = ptr<T>(w), .ldb = w.size(1),
-            .data = fwd.defined() ? ptr<T>(fwd) : nullptr};
+            .data = fwd.defined() ? ptr<T>(fwd) : nullptr, .bf16 = fwd_bf16};
   }
   template <class T>
   k::PackedB<T> backward(const Tensor& w) {
@@ -34,10 +35,12 @@ struct PackedWeight::Packs {
       if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
         bwd = Tensor::empty({n}, w.dtype());
         b.data = ptr<T>(bwd);
+        bwd_bf16 = b.bf16;
         k::gemm_pack_b(b);
       }
     });
     b.data = bwd.defined() ? ptr<T>(bwd) : nullptr;
+    b.bf16 = bwd_bf16;
     return b;
   }
 };
@@ -49,6 +52,7 @@ PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Pac
     using T = decltype(tag);
     if (int64_t n = k::gemm_packed_size<T>(w.size(1), w.size(0))) {
       packs_->fwd = Tensor::empty({n}, w.dtype());
+      packs_->fwd_bf16 = std::is_same_v<T, float> && k::gemm_bf16_mode();
       k::gemm_pack_b(packs_->forward<T>(w));
     }
   });

@@ -14,8 +14,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <new>
+#include <stdexcept>
 
 #include "autograd/kernels/elementwise.h"
+#include "autograd/kernels/gemm_bf16.h"
 #include "autograd/kernels/gemm_impl.hpp"
 #include "autograd/kernels/parallel.h"
 
@@ -66,6 +69,7 @@ struct PackBuffer {
 template <class T>
 struct ThreadPacks {
   PackBuffer<T> a_, b_;
+  PackBuffer<uint32_t> a16_, b16_;  // the same blocks as bf16 pairs, in bf16 mode
 };
 template <class T>
 thread_local ThreadPacks<T> thread_packs;
@@ -169,11 +173,13 @@ bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc, cons
 }
 
 // The blocked path. packed: op(B) laid out by gemm_pack_b, or null to pack each block here.
+// bf16: the products run in bfloat16 (packed, if given, holds bf16 pairs).
 template <class T>
 void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                  int64_t ldb, const T* packed, T beta, T* C, int64_t ldc, const T* bias) {
+                  int64_t ldb, const T* packed, bool bf16, T beta, T* C, int64_t ldc, const T* bias) {
   Dispatch<T>& d = dispatch<T>();
   const GemmTileSize tile = d.tile;
+  constexpr int64_t kp_max = gemm_kc_max<T> / 2;  // pairs in a bf16 A row
   const bool parallel = run_parallel(M, N, K);
   const int threads = parallel ? omp_get_max_threads() : 1;
   const Plan plan = make_plan<T>(M, N, K, tile, threads);
@@ -191,7 +197,9 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
     const int64_t j0 = bn * plan.nc, nc = std::min(plan.nc, N - j0);
     ThreadPacks<T>& packs = thread_packs<T>;
     if (!packs.a_.reserve(round_up(mc, tile.mr) * gemm_kc_max<T>) ||
-        (!packed && !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc))) {
+        (!packed && !packs.b_.reserve(round_up(nc, tile.nr) * plan.kc)) ||
+        (bf16 && (!packs.a16_.reserve(round_up(mc, tile.mr) * kp_max) ||
+                  (!packed && !packs.b16_.reserve(round_up(nc, tile.nr) * ceil_div(plan.kc, 2)))))) {
       gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc, bias);
       return;
     }
@@ -199,15 +207,31 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
       const int64_t k0 = s * plan.kc, kc = std::min(plan.kc, K - k0);
       if (!packs.a_.holds(call, bm, s)) {
         d.pack_a(trans_a, op_at(A, lda, trans_a, i0, k0), lda, mc, kc, packs.a_.data_);
+        if constexpr (std::is_same_v<T, float>)
+          if (bf16) bf16::convert_a(trans_a, packs.a_.data_, trans_a ? kc : gemm_kc_max<T>, mc, kc, packs.a16_.data_, kp_max);
         packs.a_.mark(call, bm, s);
       }
-      const T* pb = packed ? packed + s * slice_stride + j0 * kc : packs.b_.data_;
       if (!packed && !packs.b_.holds(call, bn, s)) {
         d.pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
+        if constexpr (std::is_same_v<T, float>)
+          if (bf16) bf16::convert_b(packs.b_.data_, kc, nc, packs.b16_.data_);
         packs.b_.mark(call, bn, s);
       }
-      d.micro(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), pb, C + i0 * ldc + j0, ldc,
-              s > 0 || beta != T(0), s == 0 && bias ? bias + j0 : nullptr);
+      const bool accumulate = s > 0 || beta != T(0);
+      const T* b_here = s == 0 && bias ? bias + j0 : nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        if (bf16) {
+          // A prepacked bf16 B: slices of ceil(plan.kc / 2) pairs per column, as gemm_pack_b writes them.
+          const uint32_t* pb = packed ? reinterpret_cast<const uint32_t*>(packed) + s * ceil_div(plan.kc, 2) *
+                                                                                      round_up(N, tile.nr) +
+                                            j0 * ceil_div(kc, 2)
+                                      : packs.b16_.data_;
+          bf16::micro(mc, nc, kc, packs.a16_.data_, kp_max, pb, C + i0 * ldc + j0, ldc, accumulate, b_here);
+          continue;
+        }
+      }
+      const T* pb = packed ? packed + s * slice_stride + j0 * kc : packs.b_.data_;
+      d.micro(trans_a, mc, nc, kc, static_cast<const T*>(packs.a_.data_), pb, C + i0 * ldc + j0, ldc, accumulate, b_here);
     }
   };
 
@@ -265,7 +289,9 @@ void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t
     beta = T(1), bias = nullptr;
   }
   if (vector_shape && gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
-  if (!small) return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, beta, C, ldc, bias);
+  if (!small)
+    return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, std::is_same_v<T, float> && gemm_bf16_mode(),
+                           beta, C, ldc, bias);
 
   // op(B) fits in L1: no blocking, no packing; threads split the rows.
   const bool parallel = run_parallel(M, N, K);
@@ -307,7 +333,18 @@ void gemm_pack_b(const PackedB<T>& b) {
   auto pack = [&](int64_t job) {
     const int64_t s = job / chunks, j0 = job % chunks * panels_per_chunk * nr;
     const int64_t k0 = s * kc, kcs = std::min(kc, b.K - k0), nc = std::min(panels_per_chunk * nr, b.N - j0);
-    d.pack_b(b.trans, op_at(b.src, b.ldb, b.trans, k0, j0), b.ldb, kcs, nc, b.data + s * kc * npad + j0 * kcs);
+    const T* src = op_at(b.src, b.ldb, b.trans, k0, j0);
+    if constexpr (std::is_same_v<T, float>) {
+      if (b.bf16) {  // float panels aside, then their pairs in place (gemm_blocked's layout)
+        thread_local PackBuffer<float> aside;  // aligned, as the packing's stores need
+        if (!aside.reserve(round_up(nc, nr) * kcs)) throw std::bad_alloc();
+        d.pack_b(b.trans, src, b.ldb, kcs, nc, aside.data_);
+        const int64_t kp = ceil_div(kc, 2), kps = ceil_div(kcs, 2);
+        bf16::convert_b(aside.data_, kcs, nc, reinterpret_cast<uint32_t*>(b.data) + s * kp * npad + j0 * kps);
+        return;
+      }
+    }
+    d.pack_b(b.trans, src, b.ldb, kcs, nc, b.data + s * kc * npad + j0 * kcs);
   };
   if (b.K * b.N >= (int64_t(1) << 18) && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
@@ -322,7 +359,7 @@ void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta
   if (!B.data || M == 1 || B.N == 1)  // gemm's unpacked paths, for the same bits
     return gemm<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, beta, C, ldc, bias);
   if (!prepare_c(M, B.N, B.K, beta, C, ldc, bias)) return;
-  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
+  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, B.bf16, beta, C, ldc, bias);
 }
 
 template <class T>
@@ -331,8 +368,23 @@ void gemm_packed_rows(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T
     return gemm_impl<T>(false, false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, T(0), C, ldc, bias);
   T beta = T(0);
   if (!prepare_c(M, B.N, B.K, beta, C, ldc, bias)) return;
-  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, beta, C, ldc, bias);
+  gemm_blocked<T>(false, B.trans, M, B.N, B.K, A, lda, B.src, B.ldb, B.data, B.bf16, beta, C, ldc, bias);
 }
+
+namespace bf16 {
+namespace {
+std::atomic<bool> mode{false};
+}
+bool cpu_supported() { return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw"); }
+bool enabled() { return mode.load(std::memory_order_relaxed); }
+void set_enabled(bool on) {
+  if (on && !cpu_supported())
+    throw std::runtime_error("bfloat16 matmul: this CPU has no AVX512_BF16 (vdpbf16ps); float32 is the only precision");
+  mode.store(on, std::memory_order_relaxed);
+}
+}  // namespace bf16
+
+bool gemm_bf16_mode() { return bf16::enabled(); }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
                           float*, int64_t, const float*);

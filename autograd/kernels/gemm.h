@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace seqgrad::kernels {
 
@@ -20,10 +21,17 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc, const T* bias = nullptr);
 
+// Whether float products run in bfloat16 (matmul_precision.h): the mode as set, read here so that
+// a PackedB records it when made.
+bool gemm_bf16_mode();
+
 // op(B) packed once for many products with different A, e.g. an RNN's W_hh over its time steps.
 // The layout is the k slices and column panels gemm() builds on every call, so gemm_packed() gives
 // bitwise the same C as gemm() with the same B. When op(B) is small enough for gemm()'s direct
 // path nothing is packed (packed_size is 0) and gemm_packed() reads B in place.
+//
+// In bf16 mode (matmul_precision.h) a float PackedB made then holds bfloat16 pairs instead (in the
+// same buffer, which is large enough), and its products run in bf16 whatever the mode is later.
 template <class T>
 struct PackedB {
   bool trans = false;     // op(B) = B^T: B is stored N x K
@@ -31,6 +39,7 @@ struct PackedB {
   const T* src = nullptr;  // B itself, row stride ldb: read by the direct path, and by gemm_pack_b
   int64_t ldb = 0;
   T* data = nullptr;       // gemm_packed_size<T>(K, N) elements, 64-byte aligned, filled by gemm_pack_b
+  bool bf16 = std::is_same_v<T, float> && gemm_bf16_mode();  // the layout gemm_pack_b writes
 };
 
 // Elements a PackedB's data needs for op(B) of K x N; 0 when it is not packed.

@@ -25,9 +25,10 @@ inline void dpbusd(__m512i& acc, __m512i w, const int8_t* a4) {
   asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(a4)));
 }
 
-// The loops over r and v are unrolled outright so that acc stays in registers.
+// The loops over r and v are unrolled outright so that acc stays in registers. Not instrumented by
+// AddressSanitizer, as gemm_impl.hpp's tiles: it would keep acc in memory.
 template <int R, int V>
-void tile(const int8_t* A, int64_t ldq, const float* a_scale, const int32_t* a_sum, const QMatrix& W, int64_t j,
+__attribute__((no_sanitize("address"))) void tile(const int8_t* A, int64_t ldq, const float* a_scale, const int32_t* a_sum, const QMatrix& W, int64_t j,
           bool accumulate, float* C, int64_t ldc, const float* bias) {
   __m512i acc[R][V];
 #pragma GCC unroll 8
