@@ -10,14 +10,20 @@
 //   BM_fma_peak              the machine's float32 FMA bound: independent fused multiply-adds on
 //                            the widest vectors, on every OpenMP thread; the yardstick of the
 //                            GFLOP/s column compare_pytorch.py prints
+//   BM_bf16_peak             one core's AVX512_BF16 vdpbf16ps rate, the bf16 matmul mode's ceiling
 //   BM_qinfer/<cell>/<H>     the same after quantize_dynamic (int8 weights)
 //   BM_stream/<cell>/<H>/<L>/<int8>  one streaming step (step()), batch 1, input 64, L layers; counters:
 //                            the weights' bytes and the time to read them once at the read bandwidth of
 //                            a working set that size (bench/peaks.h), the bound a batch-1 step cannot beat
 // Counters: seqs*steps per second (FLOP/s for the peak). Threads: OMP_NUM_THREADS.
+// SEQGRAD_MATMUL_PRECISION=bf16 in the environment runs every workload in the opt-in bfloat16
+// matmul mode (autograd/matmul_precision.h); the process exits with an error where the CPU lacks it.
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 #include <omp.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "autograd/seqgrad.h"
 #include "examples/peephole_lstm.h"
@@ -170,6 +176,11 @@ void BM_fma_peak(benchmark::State& s) {
   s.SetLabel(fmt::format("{} x {} thread(s)", avx512 ? "avx512f" : "avx2+fma", omp_get_max_threads()));
 }
 
+// One core's vdpbf16ps rate: what the bf16 matmul mode can reach, against BM_fma_peak's float32.
+void BM_bf16_peak(benchmark::State& s) {
+  for (auto _ : s) s.counters["FLOP/s"] = bench::bf16_peak_flops();
+}
+
 void cells_and_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"cell", "hidden"});
   for (int64_t h : {256, 512})
@@ -181,6 +192,7 @@ void cells_and_sizes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_fma_peak)->UseRealTime();
+BENCHMARK(BM_bf16_peak)->Iterations(1);
 BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train)->Apply(cells_and_sizes);
 BENCHMARK(BM_infer)->Apply(cells_and_sizes);
@@ -191,4 +203,12 @@ BENCHMARK(BM_stream)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (const char* p = std::getenv("SEQGRAD_MATMUL_PRECISION"); p && std::string(p) == "bf16")
+    set_matmul_precision(MatmulPrecision::bf16);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

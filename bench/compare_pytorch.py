@@ -19,7 +19,7 @@ OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the P
 libtorch sides (their subprocesses run without them), because they force slower kernels: we
 compare against PyTorch at its best.
 
-  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR]
+  /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR] [--bf16]
 """
 import argparse
 import json
@@ -226,7 +226,7 @@ def run_gbench(binary, threads, names, repeats, env, peak=False):
     """Best-of-repeats seconds per workload from bench_compare or libtorch_compare; with peak, also
     the best FMA peak FLOP/s under the key "peak"."""
     env = dict(env, OMP_NUM_THREADS=str(threads))
-    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names] + (["BM_fma_peak"] if peak else [])
+    wanted = [bench_name(k, c, h) for n, k, c, h in WORKLOADS if n in names] + (["BM_fma_peak", "BM_bf16_peak"] if peak else [])
     filt = "^(" + "|".join(w.removesuffix("/real_time") for w in wanted) + ")(/real_time)?$"
     out = subprocess.run([binary, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           f"--benchmark_repetitions={repeats}", "--benchmark_report_aggregates_only=false"],
@@ -241,10 +241,14 @@ def run_gbench(binary, threads, names, repeats, env, peak=False):
         if key.startswith("BM_fma_peak"):
             times["peak"] = max(times.get("peak", 0), b["FLOP/s"])
             continue
+        if key.startswith("BM_bf16_peak"):
+            times["bf16_peak"] = max(times.get("bf16_peak", 0), b["FLOP/s"])
+            continue
         times[key] = min(times.get(key, t), t)
     out = {n: times[bench_name(k, c, h)] for n, k, c, h in WORKLOADS if bench_name(k, c, h) in times}
-    if "peak" in times:
-        out["peak"] = times["peak"]
+    for key in ("peak", "bf16_peak"):
+        if key in times:
+            out[key] = times[key]
     return out
 
 
@@ -255,6 +259,8 @@ def main():
                     help="libtorch_compare binary (default: %(default)s); skipped when absent")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="substring filter on workload names")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run seqgrad in the opt-in bfloat16 matmul mode (needs AVX512_BF16)")
     ap.add_argument("--torch-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = [w[0] for w in WORKLOADS if args.only.lower() in w[0].lower()]
@@ -281,7 +287,8 @@ def main():
     torch_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     ours, theirs, lt = {}, {}, {}
     for threads in (1, 2):  # interleaved: seqgrad, PyTorch, libtorch, at each thread count
-        ours[threads] = run_gbench(binary, threads, names, args.repeats, os.environ, peak=True)
+        ours_env = dict(os.environ, SEQGRAD_MATMUL_PRECISION="bf16") if args.bf16 else os.environ
+        ours[threads] = run_gbench(binary, threads, names, args.repeats, ours_env, peak=True)
         out = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats),
                               "--torch-worker", str(threads), json.dumps(names)],
                              env=torch_env, check=True, capture_output=True, text=True).stdout
@@ -293,6 +300,10 @@ def main():
           f"{args.repeats} runs; PyTorch column = its faster of 1 and 2 threads.")
     print(f"FMA peak measured in this run: {ours[1]['peak'] / 1e9:.0f} GFLOP/s on 1 thread, "
           f"{ours[2]['peak'] / 1e9:.0f} GFLOP/s on 2; GFLOP counts the matrix products only.")
+    if ours[1].get("bf16_peak"):
+        print(f"bf16 (vdpbf16ps) peak on one core: {ours[1]['bf16_peak'] / 1e9:.0f} GFLOP/s. "
+              f"seqgrad's matmul precision in this run: {'bf16' if args.bf16 else 'float32'} "
+              "(the peak column stays the float32 FMA's).")
     print("Rows 'int8': PyTorch quantize_dynamic (qint8). Rows 'step': one streaming step at batch 1; the\n"
           "PyTorch column is eager float32 even for seqgrad's int8 rows (the baseline the targets name).\n")
     header = (f"| {'workload':<26} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} |"

@@ -1,5 +1,5 @@
 // Machine ceilings the inference benchmarks report against, measured by instruction loops
-// (bench/peaks.cpp, built for AVX-512 + VNNI; both return 0 on CPUs without them). Timed in the
+// (bench/peaks.cpp, built for AVX-512 + VNNI + BF16; each returns 0 on CPUs without its instructions). Timed in the
 // thread's CPU time, so compare them with the benchmarks' CPU column on a busy machine.
 #pragma once
 
@@ -11,4 +11,7 @@ namespace seqgrad::bench {
 double read_bandwidth(size_t bytes);
 // int8 multiply-adds x 2 per second of one core issuing independent vpdpbusd on zmm registers.
 double vnni_peak_ops();
+// FLOP/s of one core issuing independent vdpbf16ps (AVX512_BF16) on zmm registers, 0 without it:
+// the ceiling of the bf16 matmul mode, to set beside the float32 FMA peak.
+double bf16_peak_flops();
 }  // namespace seqgrad::bench

@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
   app.add_option("--save", c.save, "Write the trained parameters to FILE.safetensors");
   app.add_flag("--detect-anomaly", c.detect_anomaly, "Check every op's output and gradients for NaN/Inf; stop at the first");
   app.add_option("--profile", c.profile, "Print per-op times and write a Chrome trace (Perfetto) to FILE");
+  std::string precision = "f32";
+  app.add_option("--matmul-precision", precision, "Matrix products in float32, or in bfloat16 (needs AVX512_BF16)")
+      ->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
     return env.fail(2);
   }
   try {
+    set_matmul_precision(precision == "bf16" ? MatmulPrecision::bf16 : MatmulPrecision::f32);
     return run(c);
   } catch (const std::exception& e) {
     fmt::print(stderr, "seed_trace: {}\n", e.what());
