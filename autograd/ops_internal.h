@@ -150,7 +150,10 @@ Tensor index_tensor(const char* op, std::span<const int64_t> idx, int64_t limit)
 // The packed copies of a PackedWeight (ops_cells.cpp), which the nodes of linear and the cells share.
 struct PackedWeight::Packs {
   Tensor fwd, bwd;  // packed op(B) = W^T (for x W^T) and W (for dy W); undefined when the GEMM reads W in place
-  std::once_flag bwd_once;
+  // Guards the lazy backward packing. Not a std::once_flag: completing one makes a futex system
+  // call, and a sequence makes a new PackedWeight, so every training step paid one.
+  std::mutex bwd_mutex;
+  bool bwd_done = false;
   // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
   // flag per step), and whether a backward pass has begun overwriting them with gradients.
   const TensorImpl* xp = nullptr;
@@ -167,13 +170,16 @@ struct PackedWeight::Packs {
   template <class T>
   k::PackedB<T> backward(const Tensor& w) {
     k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = detail::ptr<T>(w), .ldb = w.size(1)};
-    std::call_once(bwd_once, [&] {
-      if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
-        bwd = Tensor::empty({n}, w.dtype());
-        b.data = detail::ptr<T>(bwd);
-        k::gemm_pack_b(b);
-      }
-    });
+    {
+      std::lock_guard lock(bwd_mutex);
+      if (!bwd_done)
+        if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
+          bwd = Tensor::empty({n}, w.dtype());
+          b.data = detail::ptr<T>(bwd);
+          k::gemm_pack_b(b);
+        }
+      bwd_done = true;
+    }
     b.data = bwd.defined() ? detail::ptr<T>(bwd) : nullptr;
     return b;
   }

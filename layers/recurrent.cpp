@@ -28,7 +28,9 @@ void set_activation_memory_limit(int64_t bytes) {
 
 int64_t activation_memory_limit() {
   if (int64_t limit = g_activation_limit) return limit;
-  return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+  // Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo() system call, and every forward asks.
+  static const int64_t physical = int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+  return physical;
 }
 
 Tensor detach_state(const Tensor& h) { return h.defined() ? h.detach() : h; }
