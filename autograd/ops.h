@@ -66,11 +66,11 @@ Tensor nll_loss(const Tensor& logp, std::span<const int64_t> target);
 // weight: (V, D); indices of any shape `index_shape` in [0, V) -> index_shape + (D).
 Tensor embedding(const Tensor& weight, std::span<const int64_t> indices, const Shape& index_shape);
 
-// A recurrent weight W_hh (G*H, H) packed for the GEMM once and reused by every step of a
-// sequence: for the forward product h W^T when made, for the backward product dg W on first use
-// (the GEMM would otherwise repack W at every step). The packings copy W's values, so make a new
-// one per forward pass: an optimizer step changes W in place. A Tensor converts to one implicitly,
-// so a single step may pass W_hh itself.
+// A weight W (O, I) packed for the GEMM once and reused by many products, such as a recurrent
+// W_hh (G*H, H) over the steps of a sequence: for the forward product h W^T when made, for the
+// backward product dy W on first use (the GEMM would otherwise repack W at every step). The
+// packings copy W's values, so make a new one per forward pass: an optimizer step changes W in
+// place. A Tensor converts to one implicitly, so a single step may pass W_hh itself.
 class PackedWeight {
  public:
   PackedWeight(const Tensor& w);  // NOLINT(google-explicit-constructor): see above
@@ -82,6 +82,11 @@ class PackedWeight {
   Tensor w_;
   std::shared_ptr<Packs> packs_;
 };
+
+// linear with W packed once (above): a custom cell's h W_hh^T at every step, e.g.
+//   PackedWeight w(w_hh);  for (...) gates = linear(h, w) + ...;
+// The same values, bitwise, as linear(x, w.tensor(), b), and the same gradients.
+Tensor linear(const Tensor& x, const PackedWeight& w, const Tensor& b = {});
 
 // What a cell may do with xp. keep: xp is an ordinary input, never written. consume (the sequence
 // layers' choice, for a projection that only their cells read): each step's cell overwrites its

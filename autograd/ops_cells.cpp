@@ -1,9 +1,8 @@
-// The recurrent cells (rnn_cell, lstm_cell, gru_cell) and PackedWeight, their shared packed W_hh.
+// The recurrent cells (rnn_cell, lstm_cell, gru_cell) and PackedWeight, the packed weight they (and linear) share.
 // Dimension legend and conventions: autograd/ops_internal.h.
 #include "autograd/ops.h"
 
 #include <algorithm>
-#include <mutex>
 
 #include "autograd/kernels/cells.h"
 #include "autograd/ops_internal.h"
@@ -11,43 +10,9 @@
 namespace seqgrad {
 using namespace detail;
 
-struct PackedWeight::Packs {
-  Tensor fwd, bwd;  // packed op(B) = W^T (h W^T) and W (dg W); undefined when the GEMM reads W in place
-  bool fwd_bf16 = false, bwd_bf16 = false;  // packed as bf16 pairs (the matmul precision when packed)
-  std::once_flag bwd_once;
-  // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
-  // flag per step), and whether a backward pass has begun overwriting them with gradients.
-  const TensorImpl* xp = nullptr;
-  std::vector<int64_t> steps;
-  std::vector<char> consumed;
-  bool backward_started = false;
-
-  // The packed forms of w, the PackedWeight's own tensor.
-  template <class T>
-  k::PackedB<T> forward(const Tensor& w) const {
-    return {.trans = true, .K = w.size(1), .N = w.size(0), .src = ptr<T>(w), .ldb = w.size(1),
-            .data = fwd.defined() ? ptr<T>(fwd) : nullptr, .bf16 = fwd_bf16};
-  }
-  template <class T>
-  k::PackedB<T> backward(const Tensor& w) {
-    k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = ptr<T>(w), .ldb = w.size(1)};
-    std::call_once(bwd_once, [&] {
-      if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
-        bwd = Tensor::empty({n}, w.dtype());
-        b.data = ptr<T>(bwd);
-        bwd_bf16 = b.bf16;
-        k::gemm_pack_b(b);
-      }
-    });
-    b.data = bwd.defined() ? ptr<T>(bwd) : nullptr;
-    b.bf16 = bwd_bf16;
-    return b;
-  }
-};
-
 PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Packs>()) {
   check_defined("PackedWeight", w, "weight");
-  if (w.rank() != 2) throw std::invalid_argument(fmt::format("PackedWeight: weight is {}; expected (G*H, H)", w.shape()));
+  if (w.rank() != 2) throw std::invalid_argument(fmt::format("PackedWeight: weight is {}; expected a matrix (O, I)", w.shape()));
   by_dtype(w.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (int64_t n = k::gemm_packed_size<T>(w.size(1), w.size(0))) {

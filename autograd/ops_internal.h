@@ -10,13 +10,16 @@
 #include <algorithm>
 #include <array>
 #include <initializer_list>
+#include <mutex>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "autograd/debug.h"
 #include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm.h"
 #include "autograd/kernels/parallel.h"
+#include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"
 
@@ -143,4 +146,46 @@ Tensor index_tensor(const char* op, std::span<const int64_t> idx, int64_t limit)
 #undef SEQGRAD_OP
 
 }  // namespace detail
+
+// The packed copies of a PackedWeight (ops_cells.cpp), which the nodes of linear and the cells share.
+struct PackedWeight::Packs {
+  Tensor fwd, bwd;  // packed op(B) = W^T (for x W^T) and W (for dy W); undefined when the GEMM reads W in place
+  // Guards the lazy backward packing. Not a std::once_flag: completing one makes a futex system
+  // call, and a sequence makes a new PackedWeight, so every training step paid one.
+  std::mutex bwd_mutex;
+  bool bwd_done = false;
+  bool fwd_bf16 = false, bwd_bf16 = false;  // packed as bf16 pairs (the matmul precision when packed)
+  // XpUse::consume: the xp this sequence's cells overwrite, its steps in recording order (and a
+  // flag per step), and whether a backward pass has begun overwriting them with gradients.
+  const TensorImpl* xp = nullptr;
+  std::vector<int64_t> steps;
+  std::vector<char> consumed;
+  bool backward_started = false;
+
+  // The packed forms of w, the PackedWeight's own tensor.
+  template <class T>
+  k::PackedB<T> forward(const Tensor& w) const {
+    return {.trans = true, .K = w.size(1), .N = w.size(0), .src = detail::ptr<T>(w), .ldb = w.size(1),
+            .data = fwd.defined() ? detail::ptr<T>(fwd) : nullptr, .bf16 = fwd_bf16};
+  }
+  template <class T>
+  k::PackedB<T> backward(const Tensor& w) {
+    k::PackedB<T> b{.trans = false, .K = w.size(0), .N = w.size(1), .src = detail::ptr<T>(w), .ldb = w.size(1)};
+    {
+      std::lock_guard lock(bwd_mutex);
+      if (!bwd_done)
+        if (int64_t n = k::gemm_packed_size<T>(b.K, b.N)) {
+          bwd = Tensor::empty({n}, w.dtype());
+          b.data = detail::ptr<T>(bwd);
+          bwd_bf16 = b.bf16;
+          k::gemm_pack_b(b);
+        }
+      bwd_done = true;
+    }
+    b.data = bwd.defined() ? detail::ptr<T>(bwd) : nullptr;
+    b.bf16 = bwd_bf16;
+    return b;
+  }
+};
+
 }  // namespace seqgrad

@@ -29,10 +29,7 @@ Tensor bce_with_logits_elementwise(const Tensor& logits, const Tensor& target) {
   Tensor y = Tensor::empty(logits.shape(), logits.dtype());
   by_dtype(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T *x = ptr<T>(logits), *t = ptr<T>(target);
-    T* out = ptr<T>(y);
-    for (int64_t i = 0, n = y.numel(); i < n; ++i)
-      out[i] = std::max(x[i], T(0)) - x[i] * t[i] + std::log1p(std::exp(-std::abs(x[i])));
+    k::bce_logits(ptr<T>(y), ptr<T>(logits), ptr<T>(target), y.numel());
   });
   if (recording("bce_with_logits", {&logits, &target}, y))
     record({.op = Op::BceWithLogits, .in = {logits, target}, .out = y});
@@ -45,10 +42,7 @@ void BceWithLogits_bwd(const Node& n) {
     using T = decltype(tag);
     const T *x = ptr<T>(n.in[0]), *t = ptr<T>(n.in[1]), *g = ptr<T>(n.out.grad());
     int64_t N = n.out.numel();
-    if (n.needs_grad[0]) {
-      T* dx = ptr<T>(grad_of(n.in[0]));
-      for (int64_t i = 0; i < N; ++i) dx[i] += g[i] * (T(1) / (T(1) + std::exp(-x[i])) - t[i]);
-    }
+    if (n.needs_grad[0]) k::bce_logits_bwd(ptr<T>(grad_of(n.in[0])), x, t, g, N);
     if (n.needs_grad[1]) {
       T* dt = ptr<T>(grad_of(n.in[1]));
       for (int64_t i = 0; i < N; ++i) dt[i] -= g[i] * x[i];

@@ -59,7 +59,9 @@ void Matmul_bwd(const Node& n) {
 }
 }  // namespace detail
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+namespace {
+// linear, with W packed beforehand (packed) or by the GEMM as it goes.
+Tensor linear_impl(const Tensor& x, const Tensor& w, const PackedWeight* packed, const Tensor& b) {
   check_defined("linear", x, "x");
   check_defined("linear", w, "weight");
   check_same_dtype("linear", x, w);
@@ -77,11 +79,19 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y = Tensor::empty(out_shape, x.dtype());
   by_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(0), ptr<T>(y), O, ptr_or_null<T>(b));
+    if (packed)
+      k::gemm_packed<T>(R, ptr<T>(x), I, packed->packs()->forward<T>(w), T(0), ptr<T>(y), O, ptr_or_null<T>(b));
+    else
+      k::gemm<T>(false, true, R, O, I, ptr<T>(x), I, ptr<T>(w), I, T(0), ptr<T>(y), O, ptr_or_null<T>(b));
   });
-  if (recording("linear", {&x, &w, &b}, y)) record({.op = Op::Linear, .in = {x, w, b}, .out = y});
+  if (recording("linear", {&x, &w, &b}, y))
+    record({.op = Op::Linear, .in = {x, w, b}, .out = y, .shared = packed ? packed->packs() : nullptr});
   return y;
 }
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) { return linear_impl(x, w, nullptr, b); }
+Tensor linear(const Tensor& x, const PackedWeight& w, const Tensor& b) { return linear_impl(x, w.tensor(), &w, b); }
 
 namespace detail {
 void Linear_bwd(const Node& n) {
@@ -90,9 +100,13 @@ void Linear_bwd(const Node& n) {
   int64_t I = w.size(1), O = w.size(0), R = leading(x.shape());
   by_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (n.needs_grad[0]) {  // dx (R,I) += g (R,O) @ w (O,I)
+    if (n.needs_grad[0]) {  // dx (R,I) += g (R,O) @ w (O,I), w packed once per PackedWeight when given one
       auto [dx, fresh] = grad_slot(x);
-      k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(!fresh), ptr<T>(dx), I);
+      auto* packs = static_cast<PackedWeight::Packs*>(n.shared.get());
+      if (packs)
+        k::gemm_packed<T>(R, ptr<T>(g), O, packs->backward<T>(w), T(!fresh), ptr<T>(dx), I);
+      else
+        k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(!fresh), ptr<T>(dx), I);
     }
     if (n.needs_grad[1]) {  // dw (O,I) += g^T (O,R) @ x (R,I)
       auto [dw, fresh] = grad_slot(w);

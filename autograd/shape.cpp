@@ -47,10 +47,8 @@ int64_t Shape::stride(int axis) const {
   return s;
 }
 
-int normalize_axis(int axis, int rank, const char* op) {
-  if (axis < -rank || axis >= rank)
-    throw std::invalid_argument(fmt::format("{}: axis {} is out of range for a tensor of rank {}", op, axis, rank));
-  return axis < 0 ? axis + rank : axis;
+void throw_bad_axis(int axis, int rank, const char* op) {
+  throw std::invalid_argument(fmt::format("{}: axis {} is out of range for a tensor of rank {}", op, axis, rank));
 }
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {

@@ -56,8 +56,13 @@ class Shape {
   int rank_ = 0;
 };
 
+[[noreturn]] void throw_bad_axis(int axis, int rank, const char* op);
 // Maps a possibly negative axis into [0, rank); throws std::invalid_argument naming `op` otherwise.
-int normalize_axis(int axis, int rank, const char* op);
+// Inline: Tensor::size() calls it, and ops call that a few times each.
+inline int normalize_axis(int axis, int rank, const char* op) {
+  if (axis < -rank || axis >= rank) [[unlikely]] throw_bad_axis(axis, rank, op);
+  return axis < 0 ? axis + rank : axis;
+}
 
 // NumPy broadcasting of two shapes; throws std::invalid_argument naming `op` when incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

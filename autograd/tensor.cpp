@@ -80,8 +80,6 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int axis) const { return shape()[normalize_axis(axis, rank(), "size")]; }
-
 template <class T>
 T* Tensor::data() const {
   if (dtype() != dtype_of<T>())

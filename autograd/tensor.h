@@ -84,7 +84,7 @@ class Tensor {
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
   int rank() const { return shape().rank(); }
-  int64_t size(int axis) const;  // negative axes count from the end
+  int64_t size(int axis) const { return shape()[normalize_axis(axis, rank(), "size")]; }  // negative: from the end
   int64_t numel() const { return shape().numel(); }
   DType dtype() const { return impl().dtype; }
 

@@ -116,12 +116,12 @@ def peephole_lstm_class(torch):
 
         def forward(self, x):
             H = self.hidden
-            xw = torch.nn.functional.linear(x, self.weight_ih, self.bias)
+            xw = torch.nn.functional.linear(x.transpose(0, 1), self.weight_ih, self.bias)
             h = x.new_zeros(x.shape[0], H)
             c = x.new_zeros(x.shape[0], H)
             hs = []
             for t in range(x.shape[1]):
-                gates = xw[:, t] + torch.nn.functional.linear(h, self.weight_hh)
+                gates = xw[t] + torch.nn.functional.linear(h, self.weight_hh)
                 i = torch.sigmoid(gates[:, :H] + self.peephole[0] * c)
                 f = torch.sigmoid(gates[:, H:2 * H] + self.peephole[1] * c)
                 g = torch.tanh(gates[:, 2 * H:3 * H])

@@ -42,14 +42,16 @@ class PeepholeLSTM : public Module {
   // x (B, T, I) -> hidden states (B, T, H), starting from h = c = 0.
   Tensor forward(const Tensor& x) const {
     const int64_t batch = x.shape()[0], steps = x.shape()[1], H = hidden_;
-    // The input projection of every step in one product; only h W_hh^T is left inside the loop.
-    Tensor xw = linear(x, w_ih_, bias_);
+    // The input projection of every step in one product, time-major (T, B, 4H) so that a step's
+    // rows are one block rather than B rows scattered over xw; only h W_hh^T is left in the loop.
+    Tensor xw = linear(transpose(x, 0, 1), w_ih_, bias_);
+    PackedWeight w_hh(w_hh_);  // packed once here rather than by every step's product
     Tensor p_i = select(peep_, 0, 0), p_f = select(peep_, 0, 1), p_o = select(peep_, 0, 2);
     Tensor h = zeros({batch, H}, x.dtype()), c = zeros({batch, H}, x.dtype());
     std::vector<Tensor> hs;
     hs.reserve(size_t(steps));
     for (int64_t t = 0; t < steps; ++t) {
-      Tensor gates = select(xw, 1, t) + linear(h, w_hh_);
+      Tensor gates = select(xw, 0, t) + linear(h, w_hh);
       Tensor i = sigmoid(slice(gates, 1, 0, H) + p_i * c);
       Tensor f = sigmoid(slice(gates, 1, H, 2 * H) + p_f * c);
       Tensor g = tanh(slice(gates, 1, 2 * H, 3 * H));

@@ -12,8 +12,17 @@
 
 namespace seqgrad::examples {
 
+namespace {
+// Asked once: a bar is made in every epoch's first batch, inside the epoch's timing, and isatty()
+// is a system call.
+bool stdout_is_tty() {
+  static const bool tty = isatty(STDOUT_FILENO);
+  return tty;
+}
+}  // namespace
+
 ProgressBar::ProgressBar(int epoch, int epochs, int steps)
-    : epoch_(epoch), epochs_(epochs), steps_(steps), tty_(isatty(STDOUT_FILENO)) {}
+    : epoch_(epoch), epochs_(epochs), steps_(steps), tty_(stdout_is_tty()) {}
 
 void ProgressBar::update(int step, double loss, double accuracy) {
   if (!tty_) return;

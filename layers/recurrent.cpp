@@ -19,7 +19,14 @@ namespace seqgrad {
 
 namespace {
 std::atomic<int64_t> g_activation_limit{0};
+
+// The default limit. Read once, when the first recurrent layer is made: sysconf(_SC_PHYS_PAGES)
+// is a sysinfo() system call (3-5 us the first time here), and every forward asks for the limit.
+int64_t physical_memory() {
+  static const int64_t bytes = int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+  return bytes;
 }
+}  // namespace
 
 void set_activation_memory_limit(int64_t bytes) {
   if (bytes < 0) throw std::invalid_argument(fmt::format("set_activation_memory_limit: {} bytes is negative", bytes));
@@ -28,7 +35,7 @@ void set_activation_memory_limit(int64_t bytes) {
 
 int64_t activation_memory_limit() {
   if (int64_t limit = g_activation_limit) return limit;
-  return int64_t(::sysconf(_SC_PHYS_PAGES)) * int64_t(::sysconf(_SC_PAGESIZE));
+  return physical_memory();
 }
 
 Tensor detach_state(const Tensor& h) { return h.defined() ? h.detach() : h; }
@@ -83,6 +90,7 @@ RecurrentBase::RecurrentBase(const RecurrentConfig& c)
                     c.hidden_size, c.num_layers));
   if (!(c.dropout >= 0.0 && c.dropout <= 1.0))
     throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1], got {}", c.name, c.dropout));
+  physical_memory();  // its system call now rather than in the first training step
   Generator gen(c.seed);
   int D = c.bidirectional ? 2 : 1;
   int64_t H = c.hidden_size, GH = gate_count(c.kind) * H;

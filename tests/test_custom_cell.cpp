@@ -78,3 +78,22 @@ TEST_CASE("peephole LSTM gradients through the unrolled steps (float64)", "[cust
   INFO(r.summary());
   REQUIRE(r.ok);
 }
+
+TEST_CASE("linear with a PackedWeight is bitwise linear, values and gradients", "[custom_cell]") {
+  Generator gen(6);
+  for (Shape w_shape : {Shape{1024, 256}, Shape{3, 7}, Shape{1, 300}}) {  // packed, read in place, one output
+    INFO(fmt::format("weight {}", w_shape));
+    Tensor x = normal({64, w_shape[1]}, 0, 1, gen).requires_grad_(), w = normal(w_shape, 0, 0.1, gen).requires_grad_();
+    Tensor b = normal({w_shape[0]}, 0, 1, gen);
+    Tensor seed = normal({64, w_shape[0]}, 0, 1, gen);
+    linear(x, w, b).backward(seed);
+    const std::vector<double> y = linear(x, w, b).to_vector(), dx = x.grad().to_vector(), dw = w.grad().to_vector();
+    x.zero_grad();
+    w.zero_grad();
+    Tensor yp = linear(x, PackedWeight(w), b);
+    yp.backward(seed);
+    CHECK(yp.to_vector() == y);
+    CHECK(x.grad().to_vector() == dx);
+    CHECK(w.grad().to_vector() == dw);
+  }
+}

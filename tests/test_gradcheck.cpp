@@ -57,6 +57,11 @@ std::vector<OpCase> all_op_cases() {
   add_case("matmul 3d@2d", [](V x) { return matmul(x[0], x[1]); }, {input({3, 5, 7}, g), input({7, 4}, g)});
   add_case("linear", [](V x) { return linear(x[0], x[1], x[2]); }, {input({2, 5, 7}, g), input({11, 7}, g), input({11}, g)});
   add_case("linear no bias", [](V x) { return linear(x[0], x[1]); }, {input({5, 7}, g), input({3, 7}, g)});
+  // W (70, 70) is big enough to be packed; W (3, 7) is read in place.
+  add_case("linear, packed weight", [](V x) { return linear(x[0], PackedWeight(x[1]), x[2]); },
+           {input({2, 5, 70}, g), input({70, 70}, g, -0.2, 0.2), input({70}, g)});
+  add_case("linear, small packed weight", [](V x) { return linear(x[0], PackedWeight(x[1])); },
+           {input({5, 7}, g), input({3, 7}, g)});
   add_case("transpose 0,2", [](V x) { return transpose(x[0], 0, 2); }, {input({3, 5, 7}, g)});
   add_case("transpose last two", [](V x) { return x[0].t(); }, {input({2, 5, 7}, g)});
   add_case("reshape", [](V x) { return mul(reshape(x[0], {7, -1}), x[1]); }, {input({5, 7}, g), input({7, 5}, g)});

@@ -71,6 +71,26 @@ T dot(const T* x, const T* y, int64_t n) {
 }
 
 template <class T>
+void bce_logits(T* y, const T* x, const T* t, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<bce_logits_kernel>()(y + s, x + s, t + s, e - s); });
+}
+
+template <class T>
+void bce_logits_bwd(T* dx, const T* x, const T* t, const T* dy, int64_t n) {
+  chunked(n, [&](int64_t s, int64_t e) { dispatched<bce_logits_bwd_kernel>()(dx + s, x + s, t + s, dy + s, e - s); });
+}
+
+template <class T>
+void dot_rows(T* y, int64_t incy, const T* X, int64_t ldx, const T* v, int64_t n, int64_t rows, bool accumulate) {
+  dispatched<dot_rows_kernel>()(y, incy, X, ldx, v, n, rows, accumulate);
+}
+
+template <class T>
+void axpy_rows(T* y, const T* a, int64_t inc, const T* X, int64_t ldx, int64_t n, int64_t rows) {
+  dispatched<axpy_rows_kernel>()(y, a, inc, X, ldx, n, rows);
+}
+
+template <class T>
 void fill(T* y, T value, int64_t n) {
   std::fill(y, y + n, value);
 }
@@ -86,6 +106,10 @@ void fill(T* y, T value, int64_t n) {
   template void axpy<T>(T*, T, const T*, int64_t);                                            \
   template T sum<T>(const T*, int64_t);                                                       \
   template T dot<T>(const T*, const T*, int64_t);                                             \
+  template void bce_logits<T>(T*, const T*, const T*, int64_t);                               \
+  template void bce_logits_bwd<T>(T*, const T*, const T*, const T*, int64_t);                  \
+  template void dot_rows<T>(T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, bool); \
+  template void axpy_rows<T>(T*, const T*, int64_t, const T*, int64_t, int64_t, int64_t);      \
   template void fill<T>(T*, T, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)

@@ -49,6 +49,23 @@ struct dot_kernel {
   template <class Arch, class T>
   T operator()(Arch, const T* x, const T* y, int64_t n) const;
 };
+struct bce_logits_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* y, const T* x, const T* t, int64_t n) const;
+};
+struct bce_logits_bwd_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* dx, const T* x, const T* t, const T* dy, int64_t n) const;
+};
+struct dot_rows_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* y, int64_t incy, const T* X, int64_t ldx, const T* v, int64_t n, int64_t rows,
+                  bool accumulate) const;
+};
+struct axpy_rows_kernel {
+  template <class Arch, class T>
+  void operator()(Arch, T* y, const T* a, int64_t inc, const T* X, int64_t ldx, int64_t n, int64_t rows) const;
+};
 
 #ifndef SEQGRAD_KERNEL_TU
 // Keep the dispatching translation unit from instantiating the bodies itself.
@@ -64,7 +81,14 @@ struct dot_kernel {
   extern template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                    \
   extern template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;      \
   extern template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;                              \
-  extern template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;
+  extern template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;                    \
+  extern template void bce_logits_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, int64_t) const;      \
+  extern template void bce_logits_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, const T*,         \
+                                                                  int64_t) const;                                 \
+  extern template void dot_rows_kernel::operator()<Arch, T>(Arch, T*, int64_t, const T*, int64_t, const T*,       \
+                                                            int64_t, int64_t, bool) const;                        \
+  extern template void axpy_rows_kernel::operator()<Arch, T>(Arch, T*, const T*, int64_t, const T*, int64_t,      \
+                                                             int64_t, int64_t) const;
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, float)
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::avx512bw, double)
 SEQGRAD_EXTERN_ELEMENTWISE(xsimd::fma3<xsimd::avx2>, float)
@@ -312,6 +336,45 @@ T dot_kernel::operator()(Arch, const T* x, const T* y, int64_t n) const {
   return detail::reduce<Arch, T>(x, y, n);
 }
 
+template <class Arch, class T>
+void bce_logits_kernel::operator()(Arch, T* y, const T* x, const T* t, int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    using std::abs, std::exp, std::log1p, std::max;
+    using xsimd::abs, xsimd::exp, xsimd::log1p, xsimd::max;
+    const V xi = detail::load<V>(x, i, 1);
+    detail::store(y, i, max(xi, V(0)) - xi * detail::load<V>(t, i, 1) + log1p(exp(-abs(xi))));
+  });
+}
+
+template <class Arch, class T>
+void bce_logits_bwd_kernel::operator()(Arch, T* dx, const T* x, const T* t, const T* dy, int64_t n) const {
+  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
+    using V = decltype(v);
+    const V d = detail::load<V>(dy, i, 1) * (detail::sigmoid(detail::load<V>(x, i, 1)) - detail::load<V>(t, i, 1));
+    detail::store(dx, i, detail::load<V>(dx, i, 1) + d);
+  });
+}
+
+// The row loops of the matrix-vector products live here rather than around dot() and axpy():
+// a Linear(H, 1) head over B*T rows of H = 8 paid a dispatched call per row, more than its FMAs.
+template <class Arch, class T>
+void dot_rows_kernel::operator()(Arch, T* y, int64_t incy, const T* X, int64_t ldx, const T* v, int64_t n,
+                                 int64_t rows, bool accumulate) const {
+  for (int64_t i = 0; i < rows; ++i) {
+    const T d = detail::reduce<Arch, T>(X + i * ldx, v, n);
+    y[i * incy] = accumulate ? y[i * incy] + d : d;
+  }
+}
+
+template <class Arch, class T>
+void axpy_rows_kernel::operator()(Arch, T* y, const T* a, int64_t inc, const T* X, int64_t ldx, int64_t n,
+                                  int64_t rows) const {
+  const T one = 1;
+  for (int64_t k = 0; k < rows; ++k)
+    binary_acc_kernel{}.operator()<Arch, T>(Arch{}, Binary::mul, a[k * inc], y, X + k * ldx, 1, &one, 0, n);
+}
+
 #define SEQGRAD_INSTANTIATE_ELEMENTWISE(Arch, T)                                                                 \
   template void binary_kernel::operator()<Arch, T>(Arch, Binary, T*, const T*, int64_t, const T*, int64_t,      \
                                                    int64_t) const;                                              \
@@ -324,7 +387,14 @@ T dot_kernel::operator()(Arch, const T* x, const T* y, int64_t n) const {
   template void pow_kernel::operator()<Arch, T>(Arch, T*, const T*, T, int64_t) const;                          \
   template void pow_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, T, const T*, int64_t) const;            \
   template T sum_kernel::operator()<Arch, T>(Arch, const T*, int64_t) const;                                     \
-  template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;
+  template T dot_kernel::operator()<Arch, T>(Arch, const T*, const T*, int64_t) const;                           \
+  template void bce_logits_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, int64_t) const;             \
+  template void bce_logits_bwd_kernel::operator()<Arch, T>(Arch, T*, const T*, const T*, const T*, int64_t)      \
+      const;                                                                                                    \
+  template void dot_rows_kernel::operator()<Arch, T>(Arch, T*, int64_t, const T*, int64_t, const T*, int64_t,    \
+                                                     int64_t, bool) const;                                       \
+  template void axpy_rows_kernel::operator()<Arch, T>(Arch, T*, const T*, int64_t, const T*, int64_t, int64_t,   \
+                                                      int64_t) const;
 
 #endif  // SEQGRAD_KERNEL_TU
 

@@ -250,17 +250,20 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
 template <class T>
 bool gemv(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, bool accumulate, T* C, int64_t ldc) {
-  // C[i] = dot(X row i, v) for rows of X with stride ldx, into C with stride ldy.
+  // C[i] = dot(X row i, v) for rows of X with stride ldx, into C with stride ldy; threads take
+  // fixed blocks of rows.
   auto dots = [&](int64_t rows, const T* X, int64_t ldx, const T* v, int64_t ldy) {
-    parallel_for(rows, rows > 1 && rows * K >= kParallelMin && !omp_in_parallel(), [&](int64_t i) {
-      const T d = dot(X + i * ldx, v, K);
-      C[i * ldy] = accumulate ? C[i * ldy] + d : d;
+    constexpr int64_t kRows = 256;
+    const int64_t blocks = ceil_div(rows, kRows);
+    parallel_for(blocks, blocks > 1 && rows * K >= kParallelMin && !omp_in_parallel(), [&](int64_t b) {
+      const int64_t i0 = b * kRows;
+      dot_rows(C + i0 * ldy, ldy, X + i0 * ldx, ldx, v, K, std::min(kRows, rows - i0), accumulate);
     });
   };
   // C[0:n] (contiguous) = sum_k a[k * inc] * X row k (stride ldx), k in order.
   auto rows_sum = [&](int64_t n, const T* a, int64_t inc, const T* X, int64_t ldx) {
     if (!accumulate) std::fill(C, C + n, T(0));
-    for (int64_t k = 0; k < K; ++k) axpy(C, a[k * inc], X + k * ldx, n);
+    axpy_rows(C, a, inc, X, ldx, n, K);
   };
   if (N == 1) {
     const bool b_contiguous = trans_b || ldb == 1;  // op(B) is K x 1
