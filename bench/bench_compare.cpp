@@ -192,7 +192,7 @@ void cells_and_sizes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_fma_peak)->UseRealTime();
-BENCHMARK(BM_bf16_peak)->Iterations(1);
+BENCHMARK(BM_bf16_peak)->UseRealTime();
 BENCHMARK(BM_tutorial)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_train)->Apply(cells_and_sizes);
 BENCHMARK(BM_infer)->Apply(cells_and_sizes);
