@@ -50,55 +50,41 @@ double read_bandwidth(size_t bytes) {
   return best;
 }
 
+// Instructions per second of one core issuing `insn` (AT&T: insn b, a, acc) on 12 independent
+// chains in registers zmm4..zmm15 (written in assembly: the compiler kept intrinsic accumulators
+// on the stack), enough to cover the latency. The best of five: the core may be shared.
+#define SEQGRAD_PEAK_LOOP(insn, a, b)                                                                        \
+  [&] {                                                                                                      \
+    const int64_t iters = 2'000'000;                                                                         \
+    double best = 0;                                                                                         \
+    for (int rep = 0; rep < 5; ++rep) {                                                                      \
+      int64_t n = iters;                                                                                     \
+      const double t0 = now();                                                                               \
+      __asm__ volatile("1:\n" insn " %2, %1, %%zmm4\n " insn " %2, %1, %%zmm5\n " insn " %2, %1, %%zmm6\n " \
+                       insn " %2, %1, %%zmm7\n " insn " %2, %1, %%zmm8\n " insn " %2, %1, %%zmm9\n "           \
+                       insn " %2, %1, %%zmm10\n " insn " %2, %1, %%zmm11\n " insn " %2, %1, %%zmm12\n "        \
+                       insn " %2, %1, %%zmm13\n " insn " %2, %1, %%zmm14\n " insn " %2, %1, %%zmm15\n "        \
+                       "dec %0\n jnz 1b\n"                                                                  \
+                       : "+r"(n)                                                                             \
+                       : "v"(a), "v"(b)                                                                      \
+                       : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",  \
+                         "xmm14", "xmm15", "cc");                                                            \
+      if (double r = double(iters) * 12 / (now() - t0); r > best) best = r;                                  \
+    }                                                                                                        \
+    return best;                                                                                             \
+  }()
+
 double vnni_peak_ops() {
   if (!has_avx512_vnni()) return 0;
-  // 12 independent chains in registers zmm4..zmm15 (written in assembly: the compiler kept
-  // intrinsic accumulators on the stack), enough to cover vpdpbusd's latency.
   const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(2);
-  const int64_t iters = 2'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {  // the best of five: the other hardware thread of the core may be busy
-    int64_t n = iters;
-    const double t0 = now();
-    __asm__ volatile(
-        "1:\n"
-        "vpdpbusd %2, %1, %%zmm4\n vpdpbusd %2, %1, %%zmm5\n vpdpbusd %2, %1, %%zmm6\n"
-        "vpdpbusd %2, %1, %%zmm7\n vpdpbusd %2, %1, %%zmm8\n vpdpbusd %2, %1, %%zmm9\n"
-        "vpdpbusd %2, %1, %%zmm10\n vpdpbusd %2, %1, %%zmm11\n vpdpbusd %2, %1, %%zmm12\n"
-        "vpdpbusd %2, %1, %%zmm13\n vpdpbusd %2, %1, %%zmm14\n vpdpbusd %2, %1, %%zmm15\n"
-        "dec %0\n jnz 1b\n"
-        : "+r"(n)
-        : "v"(a), "v"(b)
-        : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
-    const double ops = double(iters) * 12 * 64 * 2;  // 64 u8*s8 multiply-adds per instruction
-    if (double r = ops / (now() - t0); r > best) best = r;
-  }
-  return best;
+  return SEQGRAD_PEAK_LOOP("vpdpbusd", a, b) * 64 * 2;  // 64 u8*s8 multiply-adds per instruction
 }
 
 double bf16_peak_flops() {
   if (!__builtin_cpu_supports("avx512bf16")) return 0;
-  // As vnni_peak_ops: 12 chains of vdpbf16ps in registers; one instruction is 16 lanes x 2 products x 2 flops.
   const __m512 a = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(1.f);
-  const int64_t iters = 2'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    int64_t n = iters;
-    const double t0 = now();
-    __asm__ volatile(
-        "1:\n"
-        "vdpbf16ps %2, %1, %%zmm4\n vdpbf16ps %2, %1, %%zmm5\n vdpbf16ps %2, %1, %%zmm6\n"
-        "vdpbf16ps %2, %1, %%zmm7\n vdpbf16ps %2, %1, %%zmm8\n vdpbf16ps %2, %1, %%zmm9\n"
-        "vdpbf16ps %2, %1, %%zmm10\n vdpbf16ps %2, %1, %%zmm11\n vdpbf16ps %2, %1, %%zmm12\n"
-        "vdpbf16ps %2, %1, %%zmm13\n vdpbf16ps %2, %1, %%zmm14\n vdpbf16ps %2, %1, %%zmm15\n"
-        "dec %0\n jnz 1b\n"
-        : "+r"(n)
-        : "v"(a), "v"(b)
-        : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
-    const double flops = double(iters) * 12 * 64;
-    if (double r = flops / (now() - t0); r > best) best = r;
-  }
-  return best;
+  return SEQGRAD_PEAK_LOOP("vdpbf16ps", a, b) * 16 * 2 * 2;  // 16 lanes x 2 products x 2 flops
 }
+#undef SEQGRAD_PEAK_LOOP
 
 }  // namespace seqgrad::bench
