@@ -17,7 +17,7 @@ PackedWeight::PackedWeight(const Tensor& w) : w_(w), packs_(std::make_shared<Pac
     using T = decltype(tag);
     if (int64_t n = k::gemm_packed_size<T>(w.size(1), w.size(0))) {
       packs_->fwd = Tensor::empty({n}, w.dtype());
-      packs_->fwd_bf16 = std::is_same_v<T, float> && k::gemm_bf16_mode();
+      packs_->fwd_bf16 = std::is_same_v<T, float> && k::bf16::enabled();
       k::gemm_pack_b(packs_->forward<T>(w));
     }
   });

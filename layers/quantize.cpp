@@ -28,17 +28,6 @@ void mark(Tensor& out, const Tensor& x, const Tensor& weight, const char* layer)
                     .shared = std::make_shared<std::string>(layer)});
 }
 
-// (A, B, C) -> (B, A, C), copied.
-Tensor swap_leading(const Tensor& x) {
-  const int64_t A = x.size(0), B = x.size(1), C = x.size(2);
-  Tensor y = Tensor::empty({B, A, C});
-  const float* src = x.data<float>();
-  float* dst = y.data<float>();
-  for (int64_t a = 0; a < A; ++a)
-    for (int64_t b = 0; b < B; ++b) std::copy_n(src + (a * B + b) * C, C, dst + (b * A + a) * C);
-  return y;
-}
-
 void check_f32(const char* layer, const Tensor& x) {
   if (!x.defined()) throw std::invalid_argument(fmt::format("{} (int8): input is an undefined tensor", layer));
   if (x.dtype() != DType::f32)
@@ -166,7 +155,11 @@ LSTMOutput recurrent_forward(const seqgrad::detail::RecurrentConfig& cfg, const 
   // The input projection runs a chunk of steps at a time, small enough for the L2 cache, where the
   // hidden products then add to it (the whole sequence's would come back from memory).
   const int64_t chunk = std::clamp<int64_t>((1 << 20) / (B * G * H * 4), 1, T);
-  Tensor input = bf ? swap_leading(x) : x, xp = Tensor::empty({chunk * B, G * H}), hp = Tensor::empty({B, G * H});
+  const auto time_major = [&] {
+    NoGradGuard no_grad;  // an inference copy, not part of any graph (mark() below records the layer)
+    return transpose(x, 0, 1);
+  };
+  Tensor input = bf ? time_major() : x, xp = Tensor::empty({chunk * B, G * H}), hp = Tensor::empty({B, G * H});
   Tensor h_n = Tensor::empty({cfg.num_layers * D, B, H}), c_n = is_lstm ? Tensor::empty({cfg.num_layers * D, B, H}) : Tensor();
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     // The last layer writes straight into the caller's layout.

@@ -184,6 +184,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
   const int threads = parallel ? omp_get_max_threads() : 1;
   const Plan plan = make_plan<T>(M, N, K, tile, threads);
   const int64_t slice_stride = plan.kc * round_up(N, tile.nr);  // of a prepacked B
+  const int64_t slice_stride16 = ceil_div(plan.kc, 2) * round_up(N, tile.nr);  // of a prepacked bf16 B, in pairs
   const uint64_t call = next_call.fetch_add(1, std::memory_order_relaxed);
   // Tasks sharing a block index are consecutive along the inner index: with a single k slice, the
   // operand of the outer dimension is packed once per thread rather than once per task.
@@ -221,10 +222,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
       const T* b_here = s == 0 && bias ? bias + j0 : nullptr;
       if constexpr (std::is_same_v<T, float>) {
         if (bf16) {
-          // A prepacked bf16 B: slices of ceil(plan.kc / 2) pairs per column, as gemm_pack_b writes them.
-          const uint32_t* pb = packed ? reinterpret_cast<const uint32_t*>(packed) + s * ceil_div(plan.kc, 2) *
-                                                                                      round_up(N, tile.nr) +
-                                            j0 * ceil_div(kc, 2)
+          const uint32_t* pb = packed ? reinterpret_cast<const uint32_t*>(packed) + s * slice_stride16 + j0 * ceil_div(kc, 2)
                                       : packs.b16_.data_;
           bf16::micro(mc, nc, kc, packs.a16_.data_, kp_max, pb, C + i0 * ldc + j0, ldc, accumulate, b_here);
           continue;
@@ -293,7 +291,7 @@ void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t
   }
   if (vector_shape && gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
   if (!small)
-    return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, std::is_same_v<T, float> && gemm_bf16_mode(),
+    return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, std::is_same_v<T, float> && bf16::enabled(),
                            beta, C, ldc, bias);
 
   // op(B) fits in L1: no blocking, no packing; threads split the rows.
@@ -386,8 +384,6 @@ void set_enabled(bool on) {
   mode.store(on, std::memory_order_relaxed);
 }
 }  // namespace bf16
-
-bool gemm_bf16_mode() { return bf16::enabled(); }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
                           float*, int64_t, const float*);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "autograd/kernels/gemm_bf16.h"
+
 namespace seqgrad::kernels {
 
 // C (M x N, row stride ldc) = beta*C + op(A) * op(B), row-major. op(A) is M x K: A is M x K with row stride lda, or,
@@ -21,10 +23,6 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc, const T* bias = nullptr);
 
-// Whether float products run in bfloat16 (matmul_precision.h): the mode as set, read here so that
-// a PackedB records it when made.
-bool gemm_bf16_mode();
-
 // op(B) packed once for many products with different A, e.g. an RNN's W_hh over its time steps.
 // The layout is the k slices and column panels gemm() builds on every call, so gemm_packed() gives
 // bitwise the same C as gemm() with the same B. When op(B) is small enough for gemm()'s direct
@@ -39,7 +37,7 @@ struct PackedB {
   const T* src = nullptr;  // B itself, row stride ldb: read by the direct path, and by gemm_pack_b
   int64_t ldb = 0;
   T* data = nullptr;       // gemm_packed_size<T>(K, N) elements, 64-byte aligned, filled by gemm_pack_b
-  bool bf16 = std::is_same_v<T, float> && gemm_bf16_mode();  // the layout gemm_pack_b writes
+  bool bf16 = std::is_same_v<T, float> && bf16::enabled();  // the layout gemm_pack_b writes: the mode when made
 };
 
 // Elements a PackedB's data needs for op(B) of K x N; 0 when it is not packed.
