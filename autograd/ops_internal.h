@@ -125,8 +125,11 @@ inline int64_t leading(const Shape& s) {
 template <class T>
 void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
   if (O < 16) {  // narrower than a vector (a Linear(H, 1) head): plain loops beat R kernel calls
+    T acc[16];  // in registers: db may alias g as far as the compiler knows, so db[c] += ... would store every row
+    std::copy_n(db, O, acc);
     for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < O; ++c) db[c] += g[r * O + c];
+      for (int64_t c = 0; c < O; ++c) acc[c] += g[r * O + c];
+    std::copy_n(acc, O, db);
     return;
   }
   constexpr int64_t kCols = 256;

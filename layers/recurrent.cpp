@@ -217,10 +217,11 @@ LSTMOutput RecurrentBase::run(const Tensor& x, const Tensor& h0, const Tensor& c
       LSTMState s{h0.defined() ? select(h0, 0, i) : zero_state, {}};
       if (is_lstm) s.c = c0.defined() ? select(c0, 0, i) : zero_state;
       std::vector<Tensor> outs(T, zero_state);  // padding beyond max_len stays zero
-      // Without lengths each step writes its state straight into the output (rows of step t in a
-      // (B, T, H) or (T, B, H) buffer), and concat below finds them in place: one buffer, no copy.
+      // When no sequence ends early each step writes its state straight into the output (rows of
+      // step t in a (B, T, H) or (T, B, H) buffer), and concat below finds them in place: one
+      // buffer, no copy.
       const Shape out_shape = cfg_.batch_first ? Shape{B, T, H} : Shape{T, B, H};
-      const Tensor states = lengths.empty() ? Tensor::empty(out_shape, x.dtype()) : Tensor();
+      const Tensor states = min_len == T ? Tensor::empty(out_shape, x.dtype()) : Tensor();
       for (int64_t k = 0; k < T; ++k) {
         int64_t t = d == 0 ? k : T - 1 - k;
         if (t >= max_len) continue;

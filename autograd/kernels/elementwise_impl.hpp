@@ -321,7 +321,19 @@ T reduce(const T* x, const T* y, int64_t n) {
   }
   for (; i + w <= n; i += w) acc0 += term(i);
   T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
-  for (; i < n; ++i) s += y ? x[i] * y[i] : x[i];
+  // The tail in narrower batches: a row of 8 (a Linear(8, 1) head's dot) is one 8-wide product
+  // rather than 8 dependent scalar steps.
+  for_batches<Arch, T>(
+      n,
+      [&](int64_t j, auto v) {
+        using V = decltype(v);
+        const V t = y ? load<V>(x, j, 1) * load<V>(y, j, 1) : load<V>(x, j, 1);
+        if constexpr (std::is_arithmetic_v<V>)
+          s += t;
+        else
+          s += xsimd::hadd(t);
+      },
+      i);
   return s;
 }
 }  // namespace detail
