@@ -391,6 +391,14 @@ TEST_CASE("lengths all equal to T give the unmasked result", "[layers][recurrent
   Tape::current().clear();
   CHECK(allclose(net.run(x, {}, {}, full).output, net.run(x, {}, {}, {}).output, 0, 0));
   Tape::current().clear();
+  // Both write the output in place (no sequence ends early): the gradients agree as well.
+  Tensor w = rand({2, 4, 2 * 4}, gen);  // (batch, steps, directions * hidden)
+  auto input_grad = [&](std::span<const int64_t> lengths) {
+    Tensor xi = x.detach().requires_grad_();
+    sum(mul(net.run(xi, {}, {}, lengths).output, w)).backward();
+    return xi.grad();
+  };
+  CHECK(allclose(input_grad(full), input_grad({}), 0, 0));
 }
 
 // ---------------------------------------------------------------- BPTT through the tape
