@@ -35,7 +35,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // x: (..., I), w: (O, I), b: (O) or undefined -> x w^T + b: (..., O). One fused op.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
-// Shape ops. reshape accepts one -1 extent, inferred. reshape is a view; the rest copy.
+// Shape ops. reshape accepts one -1 extent, inferred. reshape is a view, and so are select and
+// slice when the part they take is one contiguous block of a contiguous x (along its first axis,
+// say: a time-major sequence's step t): no copy, and writing into the result (fill_, an optimizer
+// step) writes into x, as in PyTorch; clone() for a copy. The rest copy.
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor transpose(const Tensor& x, int axis0, int axis1);
 Tensor select(const Tensor& x, int axis, int64_t index);               // drops `axis`

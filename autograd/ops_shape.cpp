@@ -125,11 +125,17 @@ void block_copy(T* small, const T* big, AxisView v, int64_t start, int64_t len, 
 }
 
 Tensor slice_like(Op op, const Tensor& x, int axis, int64_t start, int64_t len, Shape out_shape) {
-  Tensor y = Tensor::empty(out_shape, x.dtype());
-  by_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    block_copy(ptr<T>(y), ptr<T>(x), axis_view(x.shape(), axis), start, len, false, false);
-  });
+  const AxisView v = axis_view(x.shape(), axis);
+  Tensor y;
+  if (x.contiguous() && v.outer == 1) {  // one contiguous block (a leading axis): a view, as reshape is
+    y = row_view(x, start * v.inner, out_shape, out_shape.rank() ? out_shape[out_shape.rank() - 1] : 1);
+  } else {
+    y = Tensor::empty(out_shape, x.dtype());
+    by_dtype(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      block_copy(ptr<T>(y), ptr<T>(x), v, start, len, false, false);
+    });
+  }
   if (recording(op_name(op), {&x}, y)) record({.op = op, .in = {x}, .out = y, .iattr = {axis, start, len}});
   return y;
 }

@@ -265,7 +265,10 @@ StreamState RecurrentBase::initial_state(int64_t batch, const LSTMState& init) c
   const int64_t H = cfg_.hidden_size, GH = gate_count(cfg_.kind) * H;
   StreamState s;
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    auto state = [&](const Tensor& init_all) { return init_all.defined() ? select(init_all, 0, l) : zeros({batch, H}, dt); };
+    // A copy: step() updates the state in place, and init's layer slice would be a view of init.
+    auto state = [&](const Tensor& init_all) {
+      return init_all.defined() ? select(init_all, 0, l).clone() : zeros({batch, H}, dt);
+    };
     s.h.push_back(state(init.h));
     if (is_lstm) s.c.push_back(state(init.c));
     s.xp.push_back(Tensor::empty({batch, GH}, dt));

@@ -67,7 +67,10 @@ std::vector<OpCase> all_op_cases() {
   add_case("reshape", [](V x) { return mul(reshape(x[0], {7, -1}), x[1]); }, {input({5, 7}, g), input({7, 5}, g)});
   add_case("select", [](V x) { return select(x[0], 1, 2); }, {input({3, 5, 7}, g)});
   add_case("select last", [](V x) { return select(x[0], -1, -1); }, {input({3, 5, 7}, g)});
+  add_case("select first (a view)", [](V x) { return mul(select(x[0], 0, 1), x[1]); },
+           {input({3, 5, 7}, g), input({5, 7}, g)});
   add_case("slice", [](V x) { return slice(x[0], 1, 2, 6); }, {input({5, 7}, g)});
+  add_case("slice first (a view)", [](V x) { return slice(x[0], 0, 1, 3); }, {input({4, 7}, g)});
   add_case("concat", [](V x) { return concat(x, 1); }, {input({2, 3, 5}, g), input({2, 1, 5}, g), input({2, 4, 5}, g)});
   add_case("stack", [](V x) { return stack(x, 1); }, {input({5, 7}, g), input({5, 7}, g)});
   add_case("sum", [](V x) { return sum(x[0]); }, {input({11, 13}, g)});

@@ -59,11 +59,13 @@ TEST_CASE("step() equals forward() bit for bit: every layer type, stacked, given
             if (c.lstm) s0.c = uniform({sz.L, sz.B, sz.H}, -0.5, 0.5, gen, dt);
           }
           LSTMOutput ref = run_forward(c, x, s0);
+          const Tensor h0_before = given ? s0.h.clone() : Tensor();
           StreamState s = c.layer->initial_state(sz.B, s0);
           for (int64_t t = 0; t < T; ++t) {
             const Tensor& y = c.layer->step(select(x, batch_first ? 1 : 0, t), s);
             REQUIRE(same_bits(y, select(ref.output, batch_first ? 1 : 0, t)));
           }
+          if (given) CHECK(same_bits(s0.h, h0_before));  // the state is the stream's own copy
           for (int64_t l = 0; l < sz.L; ++l) {
             CHECK(same_bits(s.h[size_t(l)], select(ref.h_n, 0, l)));
             if (c.lstm) CHECK(same_bits(s.c[size_t(l)], select(ref.c_n, 0, l)));

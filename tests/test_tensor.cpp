@@ -39,6 +39,17 @@ TEST_CASE("construction and views", "[tensor]") {
     CHECK(x.slice(2, 1, 3).shape() == Shape{2, 3, 2});
     CHECK(x.slice(2, 1, 3).to_vector()[0] == 1);
   }
+  SECTION("select and slice of a leading axis are views, as reshape is; other axes copy") {
+    Tensor x = arange(24).reshape({2, 3, 4});
+    Tensor step = x.select(0, 1), rows = x.slice(0, 1, 2), inner = x.select(1, 0);
+    CHECK(step.raw() == static_cast<char*>(x.raw()) + 12 * sizeof(float));
+    CHECK(rows.raw() == step.raw());
+    CHECK(inner.raw() != x.raw());
+    step.fill_(-1);
+    CHECK(x.to_vector()[12] == -1);
+    CHECK(inner.to_vector()[0] == 0);
+    CHECK(arange(3).select(0, 2).item() == 2);  // down to a scalar
+  }
   SECTION("concat and stack") {
     Tensor a = arange(4).reshape({2, 2});
     Tensor b = full({2, 1}, 9);
