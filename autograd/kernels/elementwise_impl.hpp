@@ -166,6 +166,28 @@ inline V relu(const V& x) {
   return max(x, V(0));
 }
 
+// Calls f(std::integral_constant<Binary or Unary, op>{}): the switch stays outside the loop f
+// runs, whose body then has its op fixed at compile time.
+template <class F>
+inline void with_op(Binary op, F&& f) {
+  switch (op) {
+    case Binary::add: return f(std::integral_constant<Binary, Binary::add>{});
+    case Binary::sub: return f(std::integral_constant<Binary, Binary::sub>{});
+    case Binary::mul: return f(std::integral_constant<Binary, Binary::mul>{});
+    case Binary::div: return f(std::integral_constant<Binary, Binary::div>{});
+  }
+}
+template <class F>
+inline void with_op(Unary op, F&& f) {
+  switch (op) {
+    case Unary::exp: return f(std::integral_constant<Unary, Unary::exp>{});
+    case Unary::log: return f(std::integral_constant<Unary, Unary::log>{});
+    case Unary::tanh: return f(std::integral_constant<Unary, Unary::tanh>{});
+    case Unary::sigmoid: return f(std::integral_constant<Unary, Unary::sigmoid>{});
+    case Unary::relu: return f(std::integral_constant<Unary, Unary::relu>{});
+  }
+}
+
 template <class V>
 inline V apply(Binary op, const V& a, const V& b) {
   switch (op) {
@@ -214,47 +236,54 @@ inline V derivative(Unary op, const V& x, const V& y) {
 template <class Arch, class T>
 void binary_kernel::operator()(Arch, Binary op, T* y, const T* a, int64_t sa, const T* b, int64_t sb,
                                int64_t n) const {
-  // The switch sits outside the loop so each loop body is a single vector instruction stream.
-  auto run = [&](auto opc) {
-    detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
-      using V = decltype(v);
-      detail::store(y, i, detail::apply(opc, detail::load<V>(a, i, sa), detail::load<V>(b, i, sb)));
-    });
-  };
-  switch (op) {
-    case Binary::add: run(Binary::add); break;
-    case Binary::sub: run(Binary::sub); break;
-    case Binary::mul: run(Binary::mul); break;
-    case Binary::div: run(Binary::div); break;
-  }
+  // The op, and the strides of the common case (two full operands), are compile-time constants
+  // in the loop: its body is the loads, one instruction and the store.
+  detail::with_op(op, [=](auto opc) {
+    auto run = [=](auto step_a, auto step_b) {
+      detail::for_batches<Arch, T>(n, [=](int64_t i, auto v) {
+        using V = decltype(v);
+        detail::store(y, i, detail::apply(opc(), detail::load<V>(a, i, step_a), detail::load<V>(b, i, step_b)));
+      });
+    };
+    if (sa == 1 && sb == 1)
+      run(std::integral_constant<int64_t, 1>{}, std::integral_constant<int64_t, 1>{});
+    else
+      run(sa, sb);
+  });
 }
 
 template <class Arch, class T>
 void binary_acc_kernel::operator()(Arch, Binary op, T alpha, T* y, const T* a, int64_t sa, const T* b, int64_t sb,
                                    int64_t n) const {
-  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
-    using V = decltype(v);
-    V r = detail::apply(op, detail::load<V>(a, i, sa), detail::load<V>(b, i, sb));
-    detail::store(y, i, detail::load<V>(y, i, 1) + V(alpha) * r);
+  detail::with_op(op, [=](auto opc) {
+    detail::for_batches<Arch, T>(n, [=](int64_t i, auto v) {
+      using V = decltype(v);
+      V r = detail::apply(opc(), detail::load<V>(a, i, sa), detail::load<V>(b, i, sb));
+      detail::store(y, i, detail::load<V>(y, i, 1) + V(alpha) * r);
+    });
   });
 }
 
 template <class Arch, class T>
 void unary_kernel::operator()(Arch, Unary op, T* y, const T* x, int64_t n) const {
-  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
-    using V = decltype(v);
-    detail::store(y, i, detail::apply(op, detail::load<V>(x, i, 1)));
+  detail::with_op(op, [=](auto opc) {
+    detail::for_batches<Arch, T>(n, [=](int64_t i, auto v) {
+      using V = decltype(v);
+      detail::store(y, i, detail::apply(opc(), detail::load<V>(x, i, 1)));
+    });
   });
 }
 
 template <class Arch, class T>
 void unary_bwd_kernel::operator()(Arch, Unary op, T* dx, const T* x, const T* y, const T* dy, int64_t n) const {
-  detail::for_batches<Arch, T>(n, [&](int64_t i, auto v) {
-    using V = decltype(v);
+  detail::with_op(op, [=](auto opc) {
     // Ops whose derivative needs only y are given x == nullptr, and the reverse.
-    V xv = x ? detail::load<V>(x, i, 1) : V(0);
-    V yv = y ? detail::load<V>(y, i, 1) : V(0);
-    detail::store(dx, i, detail::load<V>(dx, i, 1) + detail::load<V>(dy, i, 1) * detail::derivative(op, xv, yv));
+    constexpr bool from_x = opc() == Unary::log || opc() == Unary::relu;
+    detail::for_batches<Arch, T>(n, [=](int64_t i, auto v) {
+      using V = decltype(v);
+      const V xv = from_x ? detail::load<V>(x, i, 1) : V(0), yv = from_x ? V(0) : detail::load<V>(y, i, 1);
+      detail::store(dx, i, detail::load<V>(dx, i, 1) + detail::load<V>(dy, i, 1) * detail::derivative(opc(), xv, yv));
+    });
   });
 }
 
