@@ -218,6 +218,10 @@ def torch_worker(threads, names, repeats):
                 with torch.no_grad():
                     model(x)
         results[name] = best_of(run, repeats)
+    # PyTorch's own GEMM rate: Debian's libblas.so.3 may be the reference BLAS (no libopenblas0
+    # installed), which runs PyTorch's products ~25x slower than it can and makes every ratio meaningless.
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    results["__matmul_flops"] = 2 * 1024 ** 3 / best_of(lambda: a @ b, repeats)
     print(json.dumps(results))
 
 
@@ -304,6 +308,12 @@ def main():
         print(f"bf16 (vdpbf16ps) peak on one core: {ours[1]['bf16_peak'] / 1e9:.0f} GFLOP/s. "
               f"seqgrad's matmul precision in this run: {'bf16' if args.bf16 else 'float32'} "
               "(the peak column stays the float32 FMA's).")
+    torch_mm = theirs[1]["__matmul_flops"]
+    print(f"PyTorch's own 1024^3 matmul: {torch_mm / 1e9:.0f} GFLOP/s on 1 thread ({torch_mm / ours[1]['peak']:.0%} of the FMA peak).")
+    if torch_mm < 0.3 * ours[1]["peak"]:
+        print("WARNING: PyTorch's matmul is far below the FMA peak: its BLAS is probably the reference one\n"
+              "(update-alternatives --display libblas.so.3-x86_64-linux-gnu). apt-get install libopenblas0-pthread\n"
+              "for PyTorch at its best; the ratios below overstate seqgrad's lead.")
     print("Rows 'int8': PyTorch quantize_dynamic (qint8). Rows 'step': one streaming step at batch 1; the\n"
           "PyTorch column is eager float32 even for seqgrad's int8 rows (the baseline the targets name).\n")
     header = (f"| {'workload':<26} | {'seqgrad 1T':>11} | {'seqgrad 2T':>11} | {'PyTorch best':>13} | {'speed-up 1T':>11} |"

@@ -6,25 +6,52 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <utility>
 
 namespace seqgrad::kernels::bf16 {
 
 namespace {
-// vcvtne2ps2bf16's rounding for one value: nearest even, NaN kept quiet, denormals read as zero.
-uint32_t round_bf16(float f) {
-  uint32_t u = std::bit_cast<uint32_t>(f);
-  if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-
 // The pairs of 32 consecutive floats (n <= 32 of them valid, the rest read as zero), in order.
+// Rounding, as vcvtne2ps2bf16 does everywhere here: nearest even, NaN kept quiet, denormals read as zero.
 __m512i pairs_of(const float* x, int64_t n) {
   const __mmask16 lo = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
   const __mmask16 hi = n >= 32 ? __mmask16(0xffff) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : __mmask16(0);
   return __m512i(_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + 16), _mm512_maskz_loadu_ps(lo, x)));
+}
+
+// Lane i: the pair (lo[i], hi[i]) rounded to bf16. vcvtne2ps2bf16 leaves lo's 16 values in words
+// 0-15 and hi's in 16-31: interleave them.
+__m512i interleaved(__m512 hi, __m512 lo) {
+  alignas(64) static constexpr std::array<int16_t, 32> order = [] {
+    std::array<int16_t, 32> idx{};
+    for (int i = 0; i < 16; ++i) idx[size_t(2 * i)] = int16_t(i), idx[size_t(2 * i + 1)] = int16_t(16 + i);
+    return idx;
+  }();
+  return _mm512_permutexvar_epi16(_mm512_load_si512(order.data()), __m512i(_mm512_cvtne2ps_pbh(hi, lo)));
+}
+
+// v[0:16]: v[i] lane j -> v[j] lane i, for 32-bit lanes: within 128-bit lanes by unpacking, then the 4 x 4
+// blocks of 128-bit lanes by shuffles.
+void transpose16(__m512i* v) {
+  __m512i a[16], b[16];
+  for (size_t i = 0; i < 16; i += 2) {
+    a[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    a[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (size_t i = 0; i < 16; i += 4) {  // b[i + j], 128-bit lane L: column 4L + j of rows i..i+3
+    b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+    b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+    b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+    b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+  }
+  for (size_t j = 0; j < 4; ++j) {
+    const __m512i c0 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44), c1 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee);
+    const __m512i c2 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0x44), c3 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0xee);
+    v[j] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+    v[4 + j] = _mm512_shuffle_i32x4(c0, c2, 0xdd);
+    v[8 + j] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+    v[12 + j] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
+  }
 }
 
 // acc += b . a2 (a pair broadcast from memory), two products per lane. Written out so that the
@@ -74,18 +101,30 @@ void convert_a(bool trans, const float* pa, int64_t kc_stride, int64_t mc, int64
   const int64_t kp = (kc + 1) / 2;
   for (int64_t i = 0; i < mc; i += mr, pa += mr * kc_stride, dst += mr * kp_max) {
     const int64_t rows = std::min(mr, mc - i);
+    if (trans) {  // k-major: pairs of two k rows, 16 pairs at a time, turned row-major in registers
+      const __mmask16 lanes = __mmask16((1u << rows) - 1);
+      for (int64_t k0 = 0; k0 < kp; k0 += 16) {
+        const int64_t n = std::min<int64_t>(16, kp - k0);
+        __m512i v[16];
+        for (int64_t p = 0; p < 16; ++p) {
+          const int64_t k = 2 * (k0 + p);
+          const __m512 even = p < n ? _mm512_maskz_loadu_ps(lanes, pa + k * mr) : _mm512_setzero_ps();
+          const __m512 odd = p < n && k + 1 < kc ? _mm512_maskz_loadu_ps(lanes, pa + (k + 1) * mr) : _mm512_setzero_ps();
+          v[p] = interleaved(odd, even);
+        }
+        transpose16(v);
+        for (int64_t r = 0; r < rows; ++r)
+          _mm512_mask_storeu_epi32(dst + r * kp_max + k0, __mmask16((1u << n) - 1), v[r]);
+      }
+      continue;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       uint32_t* d = dst + r * kp_max;
-      if (trans) {
-        for (int64_t k = 0; k < kp; ++k)
-          d[k] = round_bf16(pa[2 * k * mr + r]) | (2 * k + 1 < kc ? round_bf16(pa[(2 * k + 1) * mr + r]) << 16 : 0u);
-      } else {
-        const float* row = pa + r * kc_stride;
-        for (int64_t k = 0; k < kc; k += 32) {
-          const int64_t n = std::min<int64_t>(32, kc - k);
-          const __mmask16 store = __mmask16((uint32_t(1) << ((n + 1) / 2)) - 1);
-          _mm512_mask_storeu_epi32(d + k / 2, store, pairs_of(row + k, n));
-        }
+      const float* row = pa + r * kc_stride;
+      for (int64_t k = 0; k < kc; k += 32) {
+        const int64_t n = std::min<int64_t>(32, kc - k);
+        const __mmask16 store = __mmask16((uint32_t(1) << ((n + 1) / 2)) - 1);
+        _mm512_mask_storeu_epi32(d + k / 2, store, pairs_of(row + k, n));
       }
     }
   }
@@ -93,19 +132,12 @@ void convert_a(bool trans, const float* pa, int64_t kc_stride, int64_t mc, int64
 
 void convert_b(const float* pb, int64_t kc, int64_t nc, uint32_t* dst) {
   const int64_t kp = (kc + 1) / 2;
-  // vcvtne2ps2bf16 leaves row k's 16 values in words 0-15 and row k+1's in 16-31: interleave them.
-  alignas(64) static constexpr std::array<int16_t, 32> interleave = [] {
-    std::array<int16_t, 32> idx{};
-    for (int i = 0; i < 16; ++i) idx[size_t(2 * i)] = int16_t(i), idx[size_t(2 * i + 1)] = int16_t(16 + i);
-    return idx;
-  }();
-  const __m512i perm = _mm512_load_si512(interleave.data());
   for (int64_t j = 0; j < nc; j += nr, pb += nr * kc, dst += nr * kp)
     for (int64_t k = 0; k < kp; ++k)
       for (int64_t c = 0; c < nr; c += 16) {
         const __m512 r0 = _mm512_loadu_ps(pb + 2 * k * nr + c);
         const __m512 r1 = 2 * k + 1 < kc ? _mm512_loadu_ps(pb + (2 * k + 1) * nr + c) : _mm512_setzero_ps();
-        _mm512_storeu_si512(dst + k * nr + c, _mm512_permutexvar_epi16(perm, __m512i(_mm512_cvtne2ps_pbh(r1, r0))));
+        _mm512_storeu_si512(dst + k * nr + c, interleaved(r1, r0));
       }
 }
 
