@@ -25,7 +25,7 @@ void lstm_cell_bwd(T* dxp, T* dg, T* dc_prev, const T* act, const T* c_prev, con
                    int64_t H);
 
 // hp = h_prev W_hh^T + b_hh (3H). act = (r, z, n) (3H), hn = hp_n (H); n = tanh(xn + r*hp_n);
-// h = (1-z)*n + z*h_prev. Backward: dhp = gradient of hp (3H); dxp is stored (=) when store_dxp.
+// h = (1-z)*n + z*h_prev; act and hn null: not stored (inference). Backward: dhp = gradient of hp (3H); dxp is stored (=) when store_dxp.
 template <class T> void gru_cell_fwd(T* h, T* act, T* hn, const T* xp, const T* hp, const T* h_prev, int64_t H);
 template <class T>
 void gru_cell_bwd(T* dxp, bool store_dxp, T* dhp, T* dh_prev, const T* act, const T* hn, const T* h_prev, const T* dh,

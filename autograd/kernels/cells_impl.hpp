@@ -142,10 +142,12 @@ void gru_fwd_kernel::operator()(Arch, T* h, T* act, T* hn_out, const T* xp, cons
     V z = sigmoid(load<V>(xp + H, j, 1) + load<V>(hp + H, j, 1));
     V hn = load<V>(hp + 2 * H, j, 1);
     V n = tanh_v(load<V>(xp + 2 * H, j, 1) + r * hn);
-    store(act, j, r);
-    store(act + H, j, z);
-    store(act + 2 * H, j, n);
-    store(hn_out, j, hn);
+    if (act) {  // else inference: xp's lines are only read, and no write-back doubles their traffic
+      store(act, j, r);
+      store(act + H, j, z);
+      store(act + 2 * H, j, n);
+      store(hn_out, j, hn);
+    }
     store(h, j, n + z * (load<V>(h_prev, j, 1) - n));
   });
 }
