@@ -155,9 +155,10 @@ bool backward_in_place(const Node& n, const CellRows& r) {
 }
 
 // The hidden product's backward, shared by the cells: given dg = d(h W^T) (B, G*H, row stride
-// ldg), dh += dg W (packed once per sequence) and dW += dg^T h.
+// ldg), dh += dg W (packed once per sequence), dW += dg^T h and, when db is given (GRU's b_hh),
+// db += dg's column sums.
 template <class T>
-void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w_in) {
+void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w_in, T* db = nullptr) {
   const Tensor& h = n.in[h_in];
   const int64_t B = h.size(0), H = h.size(1), GH = n.in[w_in].size(0);
   if (n.needs_grad[h_in]) {
@@ -168,7 +169,9 @@ void hidden_product_bwd(const Node& n, const T* dg, int64_t ldg, int h_in, int w
   if (n.needs_grad[w_in]) {
     auto [dw, fresh] = grad_slot(n.in[w_in]);
     const Rows<T> hr = rows_of<T>(h);
-    k::gemm<T>(true, false, GH, H, B, dg, ldg, hr.p, hr.ld, T(!fresh), ptr<T>(dw), H);
+    k::gemm<T>(true, false, GH, H, B, dg, ldg, hr.p, hr.ld, T(!fresh), ptr<T>(dw), H, nullptr, db);
+  } else if (db) {
+    k::column_sums(db, dg, ldg, B, GH);
   }
 }
 
@@ -351,8 +354,7 @@ void GruCell_bwd(const Node& n) {
       T* dxp = dxp_all ? dxp_all + r.row(b) : nullptr;
       k::gru_cell_bwd(dxp, in_place, ptr<T>(dhp) + 3 * o, dh.row(b), act, hn, h_prev.row(b), g.row(b), r.H);
     });
-    hidden_product_bwd<T>(n, ptr<T>(dhp), 3 * r.H, 1, 2);
-    if (n.needs_grad[3]) column_sum_acc(ptr<T>(grad_of(n.in[3])), ptr<T>(dhp), r.B, 3 * r.H);
+    hidden_product_bwd<T>(n, ptr<T>(dhp), 3 * r.H, 1, 2, grad_ptr<T>(n, 3));
   });
 }
 }  // namespace detail

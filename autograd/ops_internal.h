@@ -120,26 +120,6 @@ inline int64_t leading(const Shape& s) {
   return r;
 }
 
-// db (O) += column sums of g (R,O). Columns are split among threads, rows are added in order,
-// so the sum is the same for any thread count.
-template <class T>
-void column_sum_acc(T* db, const T* g, int64_t R, int64_t O) {
-  if (O < 16) {  // narrower than a vector (a Linear(H, 1) head): plain loops beat R kernel calls
-    T acc[16];  // in registers: db may alias g as far as the compiler knows, so db[c] += ... would store every row
-    std::copy_n(db, O, acc);
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < O; ++c) acc[c] += g[r * O + c];
-    std::copy_n(acc, O, db);
-    return;
-  }
-  constexpr int64_t kCols = 256;
-  int64_t blocks = (O + kCols - 1) / kCols;
-  k::parallel_for(blocks, blocks > 1 && R * O >= (1 << 16), [&](int64_t c) {
-    int64_t c0 = c * kCols, w = std::min(O, c0 + kCols) - c0;
-    for (int64_t r = 0; r < R; ++r) k::axpy(db + c0, T(1), g + r * O + c0, w);
-  });
-}
-
 // Class indices checked against [0, limit), stored as float64 values in Node::saved (exact up to 2^53).
 Tensor index_tensor(const char* op, std::span<const int64_t> idx, int64_t limit);
 

@@ -108,11 +108,13 @@ void Linear_bwd(const Node& n) {
       else
         k::gemm<T>(false, false, R, I, O, ptr<T>(g), O, ptr<T>(w), I, T(!fresh), ptr<T>(dx), I);
     }
-    if (n.needs_grad[1]) {  // dw (O,I) += g^T (O,R) @ x (R,I)
+    T* db = n.needs_grad[2] ? ptr<T>(grad_of(n.in[2])) : nullptr;  // db (O) += column sums of g
+    if (n.needs_grad[1]) {  // dw (O,I) += g^T (O,R) @ x (R,I), and db with it
       auto [dw, fresh] = grad_slot(w);
-      k::gemm<T>(true, false, O, I, R, ptr<T>(g), O, ptr<T>(x), I, T(!fresh), ptr<T>(dw), I);
+      k::gemm<T>(true, false, O, I, R, ptr<T>(g), O, ptr<T>(x), I, T(!fresh), ptr<T>(dw), I, nullptr, db);
+    } else if (db) {
+      k::column_sums(db, ptr<T>(g), O, R, O);
     }
-    if (n.needs_grad[2]) column_sum_acc(ptr<T>(grad_of(n.in[2])), ptr<T>(g), R, O);
   });
 }
 }  // namespace detail

@@ -1,7 +1,7 @@
 // Tests for kernels::gemm: every transpose combination, beta and bias against a float64 triple
 // loop, on shapes that hit the 1-wide, ragged-tile and multi-k-slice paths; gemm_packed giving
-// gemm's bits; and bitwise determinism across thread counts. Leading dimensions are padded so a
-// kernel that assumes ld == width fails.
+// gemm's bits; the row sums of op(A) it takes on the way; and bitwise determinism across thread
+// counts. Leading dimensions are padded so a kernel that assumes ld == width fails.
 #include <catch2/catch.hpp>
 #include <omp.h>
 
@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "autograd/kernels/elementwise.h"
 #include "autograd/kernels/gemm.h"
 
 using seqgrad::kernels::gemm;
@@ -147,4 +148,35 @@ TEST_CASE("gemm results are bitwise identical for 1 and 2 threads", "[gemm]") {
     }
     omp_set_num_threads(saved);
   }
+}
+
+TEST_CASE("gemm's a_sums have column_sums' bits on every path, thread count and precision", "[gemm]") {
+  // Small, matrix-vector and blocked (several k slices, row blocks split among threads) shapes.
+  const Shape shapes[] = {{5, 7, 11}, {29, 1, 7}, {1, 100, 40}, {300, 64, 6400}, {1024, 64, 700}, {65, 33, 129}};
+  const int saved = omp_get_max_threads();
+  for (const Shape s : shapes)
+    for (bool trans_a : {false, true}) {
+      CAPTURE(s.M, s.N, s.K, trans_a);
+      const auto A = random_matrix<float>(s.M * s.K, 3), B = random_matrix<float>(s.K * s.N, 4);
+      const auto start = random_matrix<float>(s.M, 5);
+      std::vector<float> want = start;  // A is K x M when trans_a, else M x K
+      if (trans_a)
+        seqgrad::kernels::column_sums(want.data(), A.data(), s.M, s.K, s.M);
+      else
+        for (int64_t i = 0; i < s.M; ++i) want[size_t(i)] += seqgrad::kernels::sum(A.data() + i * s.K, s.K);
+      const bool bf16_runs = seqgrad::kernels::bf16::cpu_supported();
+      for (int threads : {1, 2})
+        for (bool bf16 : {false, true}) {
+          if (bf16 && !bf16_runs) continue;
+          CAPTURE(threads, bf16);
+          omp_set_num_threads(threads);
+          seqgrad::kernels::bf16::set_enabled(bf16);
+          std::vector<float> C(size_t(s.M * s.N)), sums = start;
+          gemm<float>(trans_a, false, s.M, s.N, s.K, A.data(), trans_a ? s.M : s.K, B.data(), s.N, 0.f, C.data(), s.N,
+                      nullptr, sums.data());
+          seqgrad::kernels::bf16::set_enabled(false);
+          CHECK(std::memcmp(sums.data(), want.data(), want.size() * sizeof(float)) == 0);
+        }
+    }
+  omp_set_num_threads(saved);
 }

@@ -91,6 +91,25 @@ void axpy_rows(T* y, const T* a, int64_t inc, const T* X, int64_t ldx, int64_t n
 }
 
 template <class T>
+void column_sums(T* y, const T* X, int64_t ldx, int64_t rows, int64_t n) {
+  if (n < 16) {  // narrower than a vector (a Linear(H, 1) head's bias): plain loops beat a kernel call per row
+    T acc[16];   // in registers: y may alias X as far as the compiler knows, so y[c] += ... would store every row
+    std::copy_n(y, n, acc);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < n; ++c) acc[c] += X[r * ldx + c];
+    std::copy_n(acc, n, y);
+    return;
+  }
+  constexpr int64_t kCols = 256;
+  const T one = 1;
+  const int64_t blocks = (n + kCols - 1) / kCols;
+  parallel_for(blocks, blocks > 1 && rows * n >= kParallelMin, [&](int64_t c) {
+    const int64_t c0 = c * kCols;
+    dispatched<axpy_rows_kernel>()(y + c0, &one, int64_t(0), X + c0, ldx, std::min(n, c0 + kCols) - c0, rows);
+  });
+}
+
+template <class T>
 void fill(T* y, T value, int64_t n) {
   std::fill(y, y + n, value);
 }
@@ -110,6 +129,7 @@ void fill(T* y, T value, int64_t n) {
   template void bce_logits_bwd<T>(T*, const T*, const T*, const T*, int64_t);                  \
   template void dot_rows<T>(T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, bool); \
   template void axpy_rows<T>(T*, const T*, int64_t, const T*, int64_t, int64_t, int64_t);      \
+  template void column_sums<T>(T*, const T*, int64_t, int64_t, int64_t);      \
   template void fill<T>(T*, T, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)

@@ -34,6 +34,9 @@ template <class T>
 void dot_rows(T* y, int64_t incy, const T* X, int64_t ldx, const T* v, int64_t n, int64_t rows, bool accumulate);
 // y (n) += a[k * inc] * X row k for k = 0 .. rows-1 in order, as axpy() row by row. Serial.
 template <class T> void axpy_rows(T* y, const T* a, int64_t inc, const T* X, int64_t ldx, int64_t n, int64_t rows);
+// y (n) += the column sums of X (rows x n, row stride ldx), rows added in order as axpy() adds
+// them; threads split the columns, so the bits are the same for any thread count.
+template <class T> void column_sums(T* y, const T* X, int64_t ldx, int64_t rows, int64_t n);
 template <class T> void fill(T* y, T value, int64_t n);
 
 }  // namespace seqgrad::kernels

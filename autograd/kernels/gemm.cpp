@@ -176,7 +176,8 @@ bool prepare_c(int64_t M, int64_t N, int64_t K, T& beta, T* C, int64_t ldc, cons
 // bf16: the products run in bfloat16 (packed, if given, holds bf16 pairs).
 template <class T>
 void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                  int64_t ldb, const T* packed, bool bf16, T beta, T* C, int64_t ldc, const T* bias) {
+                  int64_t ldb, const T* packed, bool bf16, T beta, T* C, int64_t ldc, const T* bias,
+                  T* a_sums = nullptr) {
   Dispatch<T>& d = dispatch<T>();
   const GemmTileSize tile = d.tile;
   constexpr int64_t kp_max = gemm_kc_max<T> / 2;  // pairs in a bf16 A row
@@ -191,6 +192,12 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
   const bool m_outer = plan.m_blocks <= plan.n_blocks;
   const int64_t inner_blocks = m_outer ? plan.n_blocks : plan.m_blocks;
 
+  // A's rows [k0, k0 + kc), columns [i0, i0 + mc) (trans_a), added to a_sums in order by the one
+  // task of their block at the first column block, just after it read them.
+  auto sum_a = [&](int64_t bn, int64_t i0, int64_t mc, int64_t k0, int64_t kc) {
+    const T one = 1;
+    if (a_sums && bn == 0) axpy_rows(a_sums + i0, &one, 0, A + k0 * lda + i0, lda, mc, kc);
+  };
   auto run_task = [&](int64_t task) {
     const int64_t bm = m_outer ? task / inner_blocks : task % inner_blocks;
     const int64_t bn = m_outer ? task % inner_blocks : task / inner_blocks;
@@ -202,6 +209,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
         (bf16 && (!packs.a16_.reserve(round_up(mc, tile.mr) * kp_max) ||
                   (!packed && !packs.b16_.reserve(round_up(nc, tile.nr) * ceil_div(plan.kc, 2)))))) {
       gemm_block_naive(trans_a, trans_b, i0, mc, j0, nc, K, A, lda, B, ldb, beta != T(0), C, ldc, bias);
+      sum_a(bn, i0, mc, 0, K);
       return;
     }
     for (int64_t s = 0; s < plan.k_slices; ++s) {
@@ -212,6 +220,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, c
           if (bf16) bf16::convert_a(trans_a, packs.a_.data_, trans_a ? kc : gemm_kc_max<T>, mc, kc, packs.a16_.data_, kp_max);
         packs.a_.mark(call, bm, s);
       }
+      sum_a(bn, i0, mc, k0, kc);
       if (!packed && !packs.b_.holds(call, bn, s)) {
         d.pack_b(trans_b, op_at(B, ldb, trans_b, k0, j0), ldb, kc, nc, packs.b_.data_);
         if constexpr (std::is_same_v<T, float>)
@@ -282,9 +291,16 @@ bool gemv(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
 // gemm(); one_row_gemv: whether M == 1 may take the matrix-vector path (gemm_packed_rows: not).
 template <class T>
 void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-               const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
-  if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
+               const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* bias, T* a_sums = nullptr) {
   const bool vector_shape = (M == 1 && one_row_gemv) || N == 1, small = K * N <= gemm_small_b_max;
+  if (a_sums && M > 0 && K > 0 && (N <= 0 || vector_shape || small || !trans_a)) {  // else summed as A is packed
+    if (trans_a)
+      column_sums(a_sums, A, lda, K, M);
+    else
+      for (int64_t i = 0; i < M; ++i) a_sums[i] += sum(A + i * lda, K);
+    a_sums = nullptr;
+  }
+  if (!prepare_c(M, N, K, beta, C, ldc, bias)) return;
   if (bias && (vector_shape || small)) {  // only the register tiles seed it; the other paths add onto it
     for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * ldc);
     beta = T(1), bias = nullptr;
@@ -292,7 +308,7 @@ void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t
   if (vector_shape && gemv<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc)) return;
   if (!small)
     return gemm_blocked<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, std::is_same_v<T, float> && bf16::enabled(),
-                           beta, C, ldc, bias);
+                           beta, C, ldc, bias, a_sums);
 
   // op(B) fits in L1: no blocking, no packing; threads split the rows.
   const bool parallel = run_parallel(M, N, K);
@@ -312,8 +328,8 @@ void gemm_impl(bool one_row_gemv, bool trans_a, bool trans_b, int64_t M, int64_t
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias) {
-  gemm_impl<T>(true, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias, T* a_sums) {
+  gemm_impl<T>(true, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias, a_sums);
 }
 
 template <class T>
@@ -386,9 +402,9 @@ void set_enabled(bool on) {
 }  // namespace bf16
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float,
-                          float*, int64_t, const float*);
+                          float*, int64_t, const float*, float*);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
-                           double, double*, int64_t, const double*);
+                           double, double*, int64_t, const double*, double*);
 template void gemm_packed_rows<float>(int64_t, const float*, int64_t, const PackedB<float>&, float*, int64_t,
                                       const float*);
 template void gemm_packed_rows<double>(int64_t, const double*, int64_t, const PackedB<double>&, double*, int64_t,

@@ -13,7 +13,10 @@ namespace seqgrad::kernels {
 // when trans_a, A is K x M (row stride lda) read transposed. op(B) is K x N likewise (trans_b: B is N x K).
 // beta is 0 (overwrite; C may hold garbage/NaN) or 1 (accumulate); other values scale C first. bias, when
 // not null, holds N values added to every row of C (a Linear layer's b), at no extra pass over C
-// when beta is 0. Never throws.
+// when beta is 0. a_sums, when not null, gets += the row sums of op(A): with trans_a, A's column
+// sums with the bits of column_sums(), added from each block of A as it is packed (a Linear layer's
+// bias gradient taken with its weight gradient g^T x, not in another pass over g); else each row of
+// A summed by sum(). Never throws.
 // Parallel with OpenMP over output blocks when the work is large enough (serial inside an enclosing
 // parallel region); results are bitwise identical for any thread count. Each thread keeps its pack
 // buffers (a few MB at most) for the next call, so steady-state calls do not allocate.
@@ -21,7 +24,7 @@ namespace seqgrad::kernels {
 // Example, y = x W^T for x (B x I) and W (G x I):  gemm<float>(false, true, B, G, I, x, I, W, I, 0.f, y, G);
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias = nullptr);
+          int64_t ldb, T beta, T* C, int64_t ldc, const T* bias = nullptr, T* a_sums = nullptr);
 
 // op(B) packed once for many products with different A, e.g. an RNN's W_hh over its time steps.
 // The layout is the k slices and column panels gemm() builds on every call, so gemm_packed() gives
@@ -52,9 +55,9 @@ void gemm_packed(int64_t M, const T* A, int64_t lda, const PackedB<T>& B, T beta
                  const T* bias = nullptr);
 
 extern template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
-                                 float, float*, int64_t, const float*);
+                                 float, float*, int64_t, const float*, float*);
 extern template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
-                                  int64_t, double, double*, int64_t, const double*);
+                                  int64_t, double, double*, int64_t, const double*, double*);
 extern template int64_t gemm_packed_size<float>(int64_t, int64_t);
 extern template int64_t gemm_packed_size<double>(int64_t, int64_t);
 extern template void gemm_pack_b<float>(const PackedB<float>&);
