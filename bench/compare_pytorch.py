@@ -17,7 +17,9 @@ over seqgrad's time. Build it once (needs libtorch-dev):
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the environment of the PyTorch and
 libtorch sides (their subprocesses run without them), because they force slower kernels: we
-compare against PyTorch at its best.
+compare against PyTorch at its best. For the same reason OPENBLAS_NUM_THREADS is left as it is:
+Debian's pthread OpenBLAS ignores torch.set_num_threads(), so unless it is set, the products of
+PyTorch's "1T" run use every core (with OPENBLAS_NUM_THREADS=1 its single-core rows are slower).
 
   /usr/bin/python3 bench/compare_pytorch.py [--build build] [--libtorch PATH] [--repeats 3] [--only SUBSTR] [--bf16]
 """
