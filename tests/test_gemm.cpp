@@ -151,8 +151,10 @@ TEST_CASE("gemm results are bitwise identical for 1 and 2 threads", "[gemm]") {
 }
 
 TEST_CASE("gemm's a_sums have column_sums' bits on every path, thread count and precision", "[gemm]") {
-  // Small, matrix-vector and blocked (several k slices, row blocks split among threads) shapes.
-  const Shape shapes[] = {{5, 7, 11}, {29, 1, 7}, {1, 100, 40}, {300, 64, 6400}, {1024, 64, 700}, {65, 33, 129}};
+  // Small, matrix-vector and blocked shapes: several k slices, row blocks split among threads, and
+  // several column blocks (each block of A is packed once per column block, summed once).
+  const Shape shapes[] = {{5, 7, 11},      {29, 1, 7},    {1, 100, 40}, {300, 64, 6400},
+                          {1024, 64, 700}, {65, 33, 129}, {64, 4000, 384}};
   const int saved = omp_get_max_threads();
   for (const Shape s : shapes)
     for (bool trans_a : {false, true}) {
@@ -164,6 +166,14 @@ TEST_CASE("gemm's a_sums have column_sums' bits on every path, thread count and 
         seqgrad::kernels::column_sums(want.data(), A.data(), s.M, s.K, s.M);
       else
         for (int64_t i = 0; i < s.M; ++i) want[size_t(i)] += seqgrad::kernels::sum(A.data() + i * s.K, s.K);
+      for (int64_t i = 0; i < s.M; ++i) {  // and those are the sums, against float64
+        double exact = start[size_t(i)], mag = std::abs(exact);
+        for (int64_t k = 0; k < s.K; ++k) {
+          const double a = trans_a ? A[size_t(k * s.M + i)] : A[size_t(i * s.K + k)];
+          exact += a, mag += std::abs(a);
+        }
+        CHECK(std::abs(want[size_t(i)] - exact) <= 2 * (s.K + 1) * std::numeric_limits<float>::epsilon() * mag);
+      }
       const bool bf16_runs = seqgrad::kernels::bf16::cpu_supported();
       for (int threads : {1, 2})
         for (bool bf16 : {false, true}) {

@@ -105,7 +105,7 @@ void column_sums(T* y, const T* X, int64_t ldx, int64_t rows, int64_t n) {
   const int64_t blocks = (n + kCols - 1) / kCols;
   parallel_for(blocks, blocks > 1 && rows * n >= kParallelMin, [&](int64_t c) {
     const int64_t c0 = c * kCols;
-    dispatched<axpy_rows_kernel>()(y + c0, &one, int64_t(0), X + c0, ldx, std::min(n, c0 + kCols) - c0, rows);
+    axpy_rows(y + c0, &one, 0, X + c0, ldx, std::min(n, c0 + kCols) - c0, rows);
   });
 }
 
@@ -129,7 +129,7 @@ void fill(T* y, T value, int64_t n) {
   template void bce_logits_bwd<T>(T*, const T*, const T*, const T*, int64_t);                  \
   template void dot_rows<T>(T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, bool); \
   template void axpy_rows<T>(T*, const T*, int64_t, const T*, int64_t, int64_t, int64_t);      \
-  template void column_sums<T>(T*, const T*, int64_t, int64_t, int64_t);      \
+  template void column_sums<T>(T*, const T*, int64_t, int64_t, int64_t);                       \
   template void fill<T>(T*, T, int64_t);
 SEQGRAD_DEFINE(float)
 SEQGRAD_DEFINE(double)
