@@ -114,7 +114,10 @@ int main(int argc, char** argv) {
     if (op[0] != 'n' || op[1] != 'n') add<float>("", {op, 1024, 1024, 1024}, false);
     for (Case c : rnn) add<float>("", {op, c.M, c.K, c.N}, false, op[0] == 'n' && c.M == 64);
   }
-  // A GRU step at H=512 (h W_hh^T), and the cells' backward dg W_hh at H=256 and 512.
+  // An RNN step at H=512 and a GRU step at H=256 and 512 (h W_hh^T), and the cells' backward dg W_hh
+  // at H=256 and 512.
+  add<float>("", {"nt", 64, 512, 512}, false, true);
+  add<float>("", {"nt", 64, 256, 768}, false, true);
   add<float>("", {"nt", 64, 512, 1536}, false, true);
   add<float>("", {"nn", 64, 1024, 256}, false, true);
   add<float>("", {"nn", 64, 2048, 512}, false, true);

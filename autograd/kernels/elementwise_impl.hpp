@@ -147,17 +147,70 @@ inline void store(T* p, int64_t i, const B& v) {
   }
 }
 
+// float32 batches take their own sigmoid and tanh, built on one exp: xsimd 8.1's tanh evaluates
+// both of its branches (a polynomial and an exp-based form) and selects, 1.6x the cost of the
+// form below, and the cells' nonlinearities are the largest cost outside the products (a GRU's
+// forward at H = 256: 5% faster). Error against double over every 37th float bit pattern: tanh
+// <= 2.6 ulp (xsimd's 1.3), sigmoid <= 2.4 ulp (the same as with xsimd's exp). Scalars and double
+// keep std:: and xsimd::.
+//
+// e^x = 2^n (1 + u) for |x| <= 88.38: n = round(x / ln 2) (the 1.5 * 2^23 shifter leaves it in
+// k's low mantissa bits), r = x - n ln 2 in two parts, u = e^r - 1 = r + r^2 S(r), S a degree-4
+// least-squares-minimax fit on |r| <= ln 2 / 2 (relative error 3e-9). Returns k and u.
+template <class A>
+struct ExpParts {
+  xsimd::batch<float, A> k, u;
+};
+template <class A>
+inline ExpParts<A> exp_parts(const xsimd::batch<float, A>& x) {
+  using B = xsimd::batch<float, A>;
+  const B shifter(12582912.f);
+  const B k = xsimd::fma(x, B(1.44269504088896341f), shifter), n = k - shifter;
+  B r = xsimd::fnma(n, B(0.693145751953125f), x);  // ln 2's first 16 bits: n * it is exact
+  r = xsimd::fnma(n, B(1.428606765330187e-06f), r);
+  B s = xsimd::fma(B(0.001381455173734926f), r, B(0.008368693852087727f));
+  s = xsimd::fma(s, r, B(0.04166838706413395f));
+  s = xsimd::fma(s, r, B(0.1666652082464935f));
+  s = xsimd::fma(s, r, B(0.4999999345751782f));
+  return {k, xsimd::fma(s, r * r, r)};
+}
+// 2^n from exp_parts' k: n's bits shifted into the exponent field (the shifter's own bits fall
+// off the top), plus the bias. Valid for -126 <= n <= 127.
+template <class A>
+inline xsimd::batch<float, A> pow2n(const xsimd::batch<float, A>& k) {
+  using I = xsimd::batch<int32_t, A>;
+  return xsimd::bitwise_cast<xsimd::batch<float, A>>((xsimd::bitwise_cast<I>(k) << 23) + I(127 << 23));
+}
+
 template <class V>
 inline V sigmoid(const V& x) {
   using std::exp;
   using xsimd::exp;
   return V(1) / (V(1) + exp(-x));
 }
+// 1 / (1 + e^-x), e^-x clamped to [e^-87.34, e^88.38]: below x = -88.38 the result stays at
+// 4.2e-39 instead of falling through the subnormals to 0.
+template <class A>
+inline xsimd::batch<float, A> sigmoid(const xsimd::batch<float, A>& x) {
+  using B = xsimd::batch<float, A>;
+  auto [k, u] = exp_parts(xsimd::max(B(-87.3365f), xsimd::min(B(88.3762f), -x)));  // min/max keep NaN
+  return B(1) / (B(1) + (u + B(1)) * pow2n(k));
+}
 template <class V>
 inline V tanh_v(const V& x) {
   using std::tanh;
   using xsimd::tanh;
   return tanh(x);
+}
+// (e^2x - 1) / (e^2x + 1) with e^2x - 1 = 2^n u + (2^n - 1), which keeps tanh's relative accuracy
+// near 0 (no 1 - 1 cancellation). |2x| is clamped at 18.2, where tanh rounds to +-1. x's sign bit
+// is or-ed in for tanh(-0) = -0.
+template <class A>
+inline xsimd::batch<float, A> tanh_v(const xsimd::batch<float, A>& x) {
+  using B = xsimd::batch<float, A>;
+  auto [k, u] = exp_parts(xsimd::max(B(-18.2f), xsimd::min(B(18.2f), x + x)));
+  const B scale = pow2n(k), em = xsimd::fma(u, scale, scale - B(1));
+  return xsimd::bitwise_or(em / (em + B(2)), xsimd::bitwise_and(x, B(-0.f)));
 }
 template <class V>
 inline V relu(const V& x) {
@@ -201,12 +254,12 @@ inline V apply(Binary op, const V& a, const V& b) {
 
 template <class V>
 inline V apply(Unary op, const V& x) {
-  using std::exp, std::log, std::tanh;
-  using xsimd::exp, xsimd::log, xsimd::tanh;
+  using std::exp, std::log;
+  using xsimd::exp, xsimd::log;
   switch (op) {
     case Unary::exp: return exp(x);
     case Unary::log: return log(x);
-    case Unary::tanh: return tanh(x);
+    case Unary::tanh: return tanh_v(x);
     case Unary::sigmoid: return sigmoid(x);
     case Unary::relu: return relu(x);
   }
