@@ -119,15 +119,17 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
                 const Tensor& b_hh = {}, XpUse use = XpUse::keep, const Tensor& out = {});
 
 namespace detail {
-// The cells' forward without the tape, for streaming inference (RecurrentBase::step): G = 1 (RNN),
-// 3 (GRU) or 4 (LSTM); xp (B, G*H) holds the step's input projection and is overwritten; h and c
-// (LSTM) (B, H), contiguous, are updated in place; hp (B, G*H) is scratch (RNN, GRU); b_hh is read
-// by GRU only. The same kernels in the same order as the cells with XpUse::consume, so the states
-// are bitwise those of the sequence layers. Allocates nothing.
-void cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& c, const PackedWeight& w,
-                          const Tensor& b_hh, const Tensor& hp);
-// out (B, N) = x (B, K) W^T + b for a packed W (N, K), without the tape or allocation, each row
-// bitwise as linear() computes it in a product of two rows or more.
+// The cells' forward without the tape, for streaming inference (RecurrentBase::step) and the
+// sequence layers' forward when nothing records: G = 1 (RNN), 3 (GRU) or 4 (LSTM); xp (B, G*H),
+// possibly a row view, holds the step's input projection and is overwritten; h (B, H) is read and h' written to h_out,
+// which may be h itself (in place) or another (B, H), either possibly a row view; c (LSTM) (B, H),
+// contiguous, is updated in place; hp (B, G*H) is scratch (RNN, GRU); b_hh is read by GRU only.
+// The same kernels in the same order as the cells with XpUse::consume, so the states are bitwise
+// those of the recorded path. Allocates nothing.
+void cell_forward_untaped(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& h_out, const Tensor& c,
+                          const PackedWeight& w, const Tensor& b_hh, const Tensor& hp);
+// out (B, N) = x (B, K) W^T + b for a packed W (N, K) (x possibly a row view), without the tape or
+// allocation, each row bitwise as linear() computes it in a product of two rows or more.
 void linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out);
 }  // namespace detail
 

@@ -259,26 +259,33 @@ Tensor gru_cell(const Tensor& xp, int time_axis, int64_t t, const Tensor& h, con
   return h_next;
 }
 
-void detail::cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& c,
-                                  const PackedWeight& w, const Tensor& b_hh, const Tensor& hp) {
+void detail::cell_forward_untaped(int G, bool relu, const Tensor& xp, const Tensor& h, const Tensor& h_out,
+                                  const Tensor& c, const PackedWeight& w, const Tensor& b_hh, const Tensor& hp) {
   const int64_t B = h.size(0), H = h.size(1);
+  const CellRows r{B, H, 1, 0, G * H};
   by_dtype(h.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto packed = w.packs()->forward<T>(w.tensor());
-    T *x = ptr<T>(xp), *hh = ptr<T>(h), *p = hp.defined() ? ptr<T>(hp) : nullptr;
-    if (G == 4) {  // lstm_cell: gates = xp + h W^T, then h, c in place (the kernel reads each element first)
-      k::gemm_packed<T>(B, hh, H, packed, T(1), x, 4 * H);
-      for (int64_t b = 0; b < B; ++b)
-        k::lstm_cell_fwd(hh + b * H, ptr<T>(c) + b * H, x + b * 4 * H, static_cast<const T*>(nullptr),
-                         ptr<T>(c) + b * H, H);
-    } else if (G == 3) {  // gru_cell; hp_n lands on itself
-      k::gemm_packed<T>(B, hh, H, packed, T(0), p, 3 * H, ptr_or_null<T>(b_hh));
-      for (int64_t b = 0; b < B; ++b)
-        k::gru_cell_fwd(hh + b * H, x + b * 3 * H, p + b * 3 * H + 2 * H, x + b * 3 * H, p + b * 3 * H, hh + b * H, H);
-    } else {  // rnn_cell: h' = act(h W^T + xp) in scratch, since the product reads h
-      k::gemm_packed<T>(B, hh, H, packed, T(0), p, H);
-      for (int64_t b = 0; b < B; ++b) k::rnn_cell_fwd(p + b * H, x + b * H, relu, H);
-      std::copy_n(p, B * H, hh);
+    const Rows<T> x = rows_of<T>(xp), hr = rows_of<T>(h), out = rows_of<T>(h_out);
+    T* p = hp.defined() ? ptr<T>(hp) : nullptr;
+    if (G == 4) {  // lstm_cell: gates = xp + h W^T, then h', c in place (the kernel reads each element first)
+      k::gemm_packed<T>(B, hr.p, hr.ld, packed, T(1), x.p, x.ld);
+      k::parallel_for(B, parallel_rows(r, 4), [&](int64_t b) {
+        k::lstm_cell_fwd(out.row(b), ptr<T>(c) + b * H, x.row(b), static_cast<const T*>(nullptr), ptr<T>(c) + b * H, H);
+      });
+    } else if (G == 3) {  // gru_cell, storing nothing for backward
+      k::gemm_packed<T>(B, hr.p, hr.ld, packed, T(0), p, 3 * H, ptr_or_null<T>(b_hh));
+      k::parallel_for(B, parallel_rows(r, 3), [&](int64_t b) {
+        k::gru_cell_fwd(out.row(b), static_cast<T*>(nullptr), static_cast<T*>(nullptr), x.row(b), p + b * 3 * H,
+                        hr.row(b), H);
+      });
+    } else {  // rnn_cell: h' = act(h W^T + xp), in scratch when h' overwrites h, which the product reads
+      const bool in_place = hr.p == out.p;
+      const Rows<T> pre = in_place ? Rows<T>{p, H} : out;
+      k::gemm_packed<T>(B, hr.p, hr.ld, packed, T(0), pre.p, pre.ld);
+      k::parallel_for(B, parallel_rows(r, 1), [&](int64_t b) { k::rnn_cell_fwd(pre.row(b), x.row(b), relu, H); });
+      if (in_place)
+        for (int64_t b = 0; b < B; ++b) std::copy_n(pre.row(b), H, out.row(b));
     }
   });
 }
@@ -286,8 +293,9 @@ void detail::cell_forward_inplace(int G, bool relu, const Tensor& xp, const Tens
 void detail::linear_rows_into(const Tensor& x, const PackedWeight& w, const Tensor& b, const Tensor& out) {
   by_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    k::gemm_packed_rows<T>(x.size(0), ptr<T>(x), x.size(1), w.packs()->forward<T>(w.tensor()), ptr<T>(out),
-                           out.size(1), ptr_or_null<T>(b));
+    const Rows<T> xr = rows_of<T>(x);
+    k::gemm_packed_rows<T>(x.size(0), xr.p, xr.ld, w.packs()->forward<T>(w.tensor()), ptr<T>(out), out.size(1),
+                           ptr_or_null<T>(b));
   });
 }
 

@@ -134,6 +134,7 @@ class RecurrentBase : public Module {
 
  private:
   void check_state(const Tensor& s, const char* what, int64_t batch) const;
+  bool records(const Tensor& x) const;  // whether forward(x) records on the tape (grad mode, some input wanting grad)
   void check_activation_memory(const Tensor& x, int64_t B, int64_t T, std::span<const int64_t> lengths) const;
 
   friend struct quant::Quantizer;

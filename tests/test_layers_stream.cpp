@@ -1,7 +1,11 @@
-// Streaming inference (RecurrentBase::initial_state / step): bitwise equal to the sequence forward
-// for every layer type, stacked, at sizes that take the GEMM's direct and blocked paths, from zero
-// and given states; and the errors (bidirectional, wrong shapes, a foreign state).
+// The untaped forwards: streaming inference (RecurrentBase::initial_state / step) and the sequence
+// forward when nothing records, which projects each step's input just before its cell. Both are
+// bitwise equal to the recorded sequence forward for every layer type, stacked and bidirectional,
+// at sizes that take the GEMM's direct and blocked paths, from zero and given states; and the
+// errors (bidirectional, wrong shapes, a foreign state).
 #include <catch2/catch.hpp>
+
+#include <omp.h>
 
 #include <cstring>
 #include <memory>
@@ -18,12 +22,12 @@ struct Case {
   bool lstm;
 };
 
-Case make(int kind, int64_t I, int64_t H, int64_t L, DType dt, bool batch_first) {
+Case make(int kind, int64_t I, int64_t H, int64_t L, DType dt, bool batch_first, bool bi = false) {
   switch (kind) {
-    case 0: return {"RNN tanh", std::make_shared<RNN>(RNNOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .dtype = dt, .seed = 3}), false};
-    case 1: return {"RNN relu", std::make_shared<RNN>(RNNOptions{.input_size = I, .hidden_size = H, .num_layers = L, .nonlinearity = Nonlinearity::relu, .batch_first = batch_first, .dtype = dt, .seed = 4}), false};
-    case 2: return {"LSTM", std::make_shared<LSTM>(LSTMOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .dtype = dt, .seed = 5}), true};
-    default: return {"GRU", std::make_shared<GRU>(GRUOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .dtype = dt, .seed = 6}), false};
+    case 0: return {"RNN tanh", std::make_shared<RNN>(RNNOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .bidirectional = bi, .dtype = dt, .seed = 3}), false};
+    case 1: return {"RNN relu", std::make_shared<RNN>(RNNOptions{.input_size = I, .hidden_size = H, .num_layers = L, .nonlinearity = Nonlinearity::relu, .batch_first = batch_first, .bidirectional = bi, .dtype = dt, .seed = 4}), false};
+    case 2: return {"LSTM", std::make_shared<LSTM>(LSTMOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .bidirectional = bi, .dtype = dt, .seed = 5}), true};
+    default: return {"GRU", std::make_shared<GRU>(GRUOptions{.input_size = I, .hidden_size = H, .num_layers = L, .batch_first = batch_first, .bidirectional = bi, .dtype = dt, .seed = 6}), false};
   }
 }
 
@@ -70,6 +74,44 @@ TEST_CASE("step() equals forward() bit for bit: every layer type, stacked, given
             CHECK(same_bits(s.h[size_t(l)], select(ref.h_n, 0, l)));
             if (c.lstm) CHECK(same_bits(s.c[size_t(l)], select(ref.c_n, 0, l)));
           }
+        }
+}
+
+TEST_CASE("the forward without grad equals the recorded one bit for bit, and records nothing", "[layers][stream]") {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);  // where the untaped forward runs
+  struct Restore { int n; ~Restore() { omp_set_num_threads(n); } } restore{threads};
+  struct Size { int64_t B, I, H, L; };
+  // B = 16, H = 256: chunks of 4 (LSTM) and 5 (GRU) steps of the 6, and of 2 in float64
+  for (Size sz : {Size{1, 5, 8, 1}, Size{3, 7, 16, 2}, Size{2, 64, 96, 2}, Size{16, 8, 256, 1}})
+    for (int kind = 0; kind < 4; ++kind)
+      for (DType dt : {DType::f32, DType::f64})
+        for (bool bi : {false, true}) {
+          const bool batch_first = (kind + int(bi)) % 2 == 0, given = bi;
+          Case c = make(kind, sz.I, sz.H, sz.L, dt, batch_first, bi);
+          INFO(c.name << " B=" << sz.B << " I=" << sz.I << " H=" << sz.H << " L=" << sz.L << " " << dtype_name(dt)
+                      << " bidirectional=" << bi);
+          const int64_t T = 6, LD = sz.L * (bi ? 2 : 1);
+          Generator gen(uint64_t(kind * 10 + sz.L));
+          Tensor x = uniform(batch_first ? Shape{sz.B, T, sz.I} : Shape{T, sz.B, sz.I}, -1, 1, gen, dt);
+          LSTMState s0;
+          if (given) {
+            s0.h = uniform({LD, sz.B, sz.H}, -0.5, 0.5, gen, dt);
+            if (c.lstm) s0.c = uniform({LD, sz.B, sz.H}, -0.5, 0.5, gen, dt);
+          }
+          Tape::current().clear();
+          const LSTMOutput recorded = run_forward(c, x, s0);  // the parameters want grad: every step is an op
+          REQUIRE(Tape::current().size() > size_t(T));
+          Tape::current().clear();
+          const Tensor h0_before = given ? s0.h.clone() : Tensor(), c0_before = given && c.lstm ? s0.c.clone() : Tensor();
+          NoGradGuard no_grad;
+          const LSTMOutput untaped = run_forward(c, x, s0);
+          CHECK(Tape::current().size() == 0);
+          CHECK(same_bits(untaped.output, recorded.output));
+          CHECK(same_bits(untaped.h_n, recorded.h_n));
+          if (c.lstm) CHECK(same_bits(untaped.c_n, recorded.c_n));
+          if (given) CHECK(same_bits(s0.h, h0_before));  // read, never written
+          if (given && c.lstm) CHECK(same_bits(s0.c, c0_before));
         }
 }
 
