@@ -115,6 +115,10 @@ RecurrentConfig make_config(const char* name, CellKind kind, const Options& o) {
 }
 
 // The sequence layers' shared body: parameters weight_ih_l{k}[_reverse] etc. and the time loop.
+// forward() with nothing recording (NoGradGuard, or no input or parameter wanting grad) on one
+// OpenMP thread, without lengths and with no DetectAnomaly or Profiler on, runs no ops per step:
+// each chunk of steps' input projection is made just before them and stays in L2. The same bits as
+// the recorded forward, 3-5% faster; the debugging hooks see the op-by-op path.
 class RecurrentBase : public Module {
  public:
   // Streaming inference, one step at a time, no tape (for unidirectional layers; bidirectional ones
