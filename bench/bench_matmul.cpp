@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
   // An RNN step at H=512 and a GRU step at H=256 and 512 (h W_hh^T), and the cells' backward dg W_hh
   // at H=256 and 512.
   add<float>("", {"nt", 64, 512, 512}, false, true);
+  // The RNN H=512 step's weight gradient dg^T h (K = batch 64), against one product over all 100
+  // steps (K = 6400): what deferring dW_hh to the end of the sequence would run.
+  add<float>("", {"tn", 512, 64, 512}, false);
+  add<float>("", {"tn", 512, 6400, 512}, false);
   add<float>("", {"nt", 64, 256, 768}, false, true);
   add<float>("", {"nt", 64, 512, 1536}, false, true);
   add<float>("", {"nn", 64, 1024, 256}, false, true);
